@@ -1,0 +1,48 @@
+# Two commands for a newcomer: `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+
+.PHONY: install run ingest test browser bench eval clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The pinned CPU build of torch first, then everything else under the same constraint.
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[st,test]'
+	touch $(STAMP)
+
+ingest: install
+	$(BIN)/python -m ingest
+
+run: install
+	test -f indexes/CURRENT || $(BIN)/python -m ingest
+	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+
+# Debian's Chromium and a CJK font for the browser tests; skipped quietly where apt is unavailable.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|wqy'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) \
+	      || echo "WARNING: could not install chromium; browser tests will be skipped"; \
+	  else echo "WARNING: chromium missing and apt-get unavailable; browser tests will be skipped"; fi; \
+	fi
+
+test: install browser
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m ingest.bench
+	$(BIN)/python -m app.bench
+
+eval: install
+	$(BIN)/python -m app.eval
+
+clean:
+	rm -rf $(VENV) indexes/builds indexes/CURRENT
