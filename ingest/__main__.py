@@ -1,0 +1,61 @@
+"""Build or update the search index from the corpus.
+
+    python -m ingest [--corpus DIR] [--index DIR] [--full] [--strict]
+    python -m ingest import SNAPSHOT...   [--corpus DIR]   # feed snapshots -> corpus/*.md
+    python -m ingest terms                [--corpus DIR]   # candidate user-dictionary terms
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ingest.errors import NotesError
+from ingest.settings import IngestSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, help="folder of Markdown posts (NOTES_CORPUS_DIR, default corpus/)")
+    parser.add_argument("--index", type=Path, help="index folder (NOTES_INDEX_DIR, default indexes/)")
+    sub = parser.add_subparsers(dest="command")
+    build = sub.add_parser("build", help="build or update the index (the default)")
+    imp = sub.add_parser("import", help="import feed snapshots into the corpus as Markdown posts")
+    imp.add_argument("files", nargs="+", type=Path)
+    sub.add_parser("terms", help="print candidate terms for ingest/data/userdict.txt")
+    for p in (parser, build):
+        p.add_argument("--full", action="store_true", help="re-embed every chunk instead of reusing vectors")
+        p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k, v in {"corpus_dir": args.corpus, "index_dir": args.index}.items() if v is not None}
+    settings = IngestSettings(**overrides)
+    try:
+        if args.command == "import":
+            from ingest.feed import import_snapshots
+
+            counts = import_snapshots(args.files, settings.corpus_dir)
+            print(f"{sum(counts.values())} posts from {len(args.files)} snapshots into {settings.corpus_dir}/: "
+                  f"{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged")
+        elif args.command == "terms":
+            from ingest.read import read_corpus
+            from ingest.segment import mine_terms
+
+            posts, _ = read_corpus(settings.corpus_dir, settings.max_post_bytes)
+            for term, gloss in mine_terms([p.text for p in posts]):
+                print(f"{term} 20 n\t# {gloss}")
+        else:
+            from ingest.build import build
+
+            print(build(settings, full=args.full, strict=args.strict))
+    except NotesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
