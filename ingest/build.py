@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest import bm25, store
-from ingest.chunk import Chunk, chunk
+from ingest.chunk import Chunk, chunk, split_sentences
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.read import Skipped, read_corpus
@@ -39,8 +39,15 @@ class Summary:
         return "\n".join([f"skipped {s.source}: {s.reason}" for s in self.skipped] + [line, state])
 
 
-def content_hash(c: Chunk) -> str:
-    return hashlib.sha256(c.context.encode("utf-8")).hexdigest()[:24]
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _sentences(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
+    """Distinct sentences of all chunks, and the positions of each chunk's sentences among them."""
+    ids: dict[str, int] = {}
+    per_chunk = [[ids.setdefault(s, len(ids)) for s in split_sentences(c.text)] for c in chunks]
+    return list(ids), per_chunk
 
 
 def _settings_record(settings: IngestSettings, embedder_name: str, dim: int) -> dict:
@@ -62,13 +69,35 @@ def _previous(settings: IngestSettings, full: bool) -> store.Index | None:
     return prev if prev.embedder == settings.embedder else None
 
 
-def embed_in_batches(embedder: Embedder, texts: list[str], batch_size: int) -> np.ndarray:
+def embed_in_batches(embedder: Embedder, texts: list[str], batch_size: int, unit: str = "chunks") -> np.ndarray:
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=None, leave=False) as bar:
+    with tqdm(total=len(texts), desc=f"embedding {unit}", unit="", disable=None, leave=False) as bar:
         for i in range(0, len(texts), batch_size):
             out[i : i + batch_size] = embedder.passages(texts[i : i + batch_size])
             bar.update(len(texts[i : i + batch_size]))
     return out
+
+
+def _embed_new(
+    embedder: Embedder,
+    texts: list[str],
+    hashes: list[str],
+    previous: tuple[list[str], np.ndarray] | None,
+    batch_size: int,
+    unit: str,
+) -> tuple[np.ndarray, int]:
+    """Vectors for `texts`, reusing the previous build's vector wherever the content hash is unchanged."""
+    known = {h: i for i, h in enumerate(previous[0])} if previous else {}
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    todo = []
+    for i, h in enumerate(hashes):
+        if h in known:
+            vectors[i] = previous[1][known[h]]
+        else:
+            todo.append(i)
+    if todo:
+        vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], batch_size, unit)
+    return vectors, len(todo)
 
 
 def build(
@@ -109,23 +138,24 @@ def build(
             return summary
 
         chunks = [c for p in posts for c in chunk(p, settings.chunk_size, settings.chunk_overlap)]
-        hashes = [content_hash(c) for c in chunks]
-        known = {h: i for i, h in enumerate(prev.chunk_hashes)} if prev else {}
-        todo = [i for i, h in enumerate(hashes) if h not in known]
+        hashes = [text_hash(c.context) for c in chunks]
+        sentences, chunk_sentences = _sentences(chunks)
         embedder = embedder or load_embedder(settings.embedder)
-        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-        for i, h in enumerate(hashes):
-            if h in known:
-                vectors[i] = prev.vectors[known[h]]
-        if todo:
-            vectors[todo] = embed_in_batches(embedder, [chunks[i].context for i in todo], settings.batch_size)
+        vectors, embedded = _embed_new(
+            embedder, [c.context for c in chunks], hashes, prev and (prev.chunk_hashes, prev.vectors),
+            settings.batch_size, "chunks",
+        )
+        prev_sentences = prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors)
+        sentence_vectors, _ = _embed_new(
+            embedder, sentences, [text_hash(t) for t in sentences], prev_sentences, settings.batch_size * 4, "sentences"
+        )
         weights = bm25.build([segment(c.context) for c in chunks])
         path = store.write_build(
-            settings.index_dir, posts, chunks, hashes, vectors, weights,
+            settings.index_dir, posts, chunks, hashes, vectors, weights, sentences, sentence_vectors, chunk_sentences,
             _settings_record(settings, embedder.name, embedder.dim), settings.hnsw_threshold,
         )
         store.publish(settings.index_dir, path.name)
         store.prune(settings.index_dir, settings.keep_builds)
-    summary.chunks, summary.embedded, summary.version, summary.changed = len(chunks), len(todo), path.name, True
+    summary.chunks, summary.embedded, summary.version, summary.changed = len(chunks), embedded, path.name, True
     summary.seconds = time.perf_counter() - started
     return summary

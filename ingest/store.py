@@ -4,7 +4,8 @@ indexes/
   CURRENT                 the served build's name, replaced atomically
   .lock                   held by the ingest that is writing
   builds/<version>/       manifest.json (written last), posts.json, chunks.json,
-                          vectors.npy, dense.faiss, bm25.npz, bm25_terms.json
+                          vectors.npy, dense.faiss, bm25.npz, bm25_terms.json,
+                          sentences.json, sentence_vectors.npy (for extractive answers)
 Everything is JSON, NumPy or FAISS data; nothing is pickled.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -34,7 +36,11 @@ from ingest.read import Post
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 BUILDS = "builds"
-FILES = ("posts.json", "chunks.json", "vectors.npy", "dense.faiss", "bm25.npz", "bm25_terms.json")
+FILES = (
+    "posts.json", "chunks.json", "vectors.npy", "dense.faiss", "bm25.npz", "bm25_terms.json",
+    "sentences.json", "sentence_vectors.npy",
+)
+_CHUNK_FIELDS = set(Chunk.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,10 @@ class Index:
     vectors: np.ndarray
     dense: faiss.Index
     bm25: BM25
+    # Distinct sentences of all chunks, their vectors, and which of them each chunk holds.
+    sentences: list[str]
+    sentence_vectors: np.ndarray
+    chunk_sentences: list[list[int]]
 
     @property
     def embedder(self) -> str:
@@ -69,7 +79,7 @@ def current_version(index_dir: Path) -> str | None:
         version = (index_dir / CURRENT).read_text("ascii").strip()
     except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
         return None
-    return version or None
+    return version if re.fullmatch(r"[0-9A-Za-z-]+", version) else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -89,6 +99,13 @@ def _write(path: Path, data: bytes) -> None:
 
 def _write_json(path: Path, obj: object) -> None:
     _write(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def dense_index(vectors: np.ndarray, hnsw_threshold: int) -> faiss.Index:
@@ -112,6 +129,9 @@ def write_build(
     chunk_hashes: list[str],
     vectors: np.ndarray,
     bm25: BM25,
+    sentences: list[str],
+    sentence_vectors: np.ndarray,
+    chunk_sentences: list[list[int]],
     manifest: dict,
     hnsw_threshold: int,
 ) -> Path:
@@ -122,11 +142,11 @@ def write_build(
     tmp = root / f".tmp-{version}"
     tmp.mkdir()
     _write_json(tmp / "posts.json", [asdict(p) for p in posts])
-    _write_json(tmp / "chunks.json", [{**asdict(c), "hash": h} for c, h in zip(chunks, chunk_hashes)])
-    with open(tmp / "vectors.npy", "wb") as f:
-        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+    rows = [{**asdict(c), "hash": h, "sentences": s} for c, h, s in zip(chunks, chunk_hashes, chunk_sentences)]
+    _write_json(tmp / "chunks.json", rows)
+    _write_json(tmp / "sentences.json", sentences)
+    _write_npy(tmp / "vectors.npy", vectors)
+    _write_npy(tmp / "sentence_vectors.npy", sentence_vectors)
     dense = dense_index(vectors, hnsw_threshold)
     faiss.write_index(dense, str(tmp / "dense.faiss"))
     w = bm25.weights
@@ -233,9 +253,11 @@ def load_build(path: Path) -> Index:
             raise IndexCorrupt(f"{path / name} is missing or truncated. Rebuild with `python -m ingest --full`.")
     posts = {p["post_id"]: Post(**{**p, "tags": tuple(p["tags"])}) for p in _read_json(path / "posts.json")}
     rows = _read_json(path / "chunks.json")
-    chunks = [Chunk(**{k: v for k, v in r.items() if k != "hash"}) for r in rows]
+    chunks = [Chunk(**{k: v for k, v in r.items() if k in _CHUNK_FIELDS}) for r in rows]
+    sentences = _read_json(path / "sentences.json")
     try:
         vectors = np.load(path / "vectors.npy", allow_pickle=False)
+        sentence_vectors = np.load(path / "sentence_vectors.npy", allow_pickle=False)
         with np.load(path / "bm25.npz", allow_pickle=False) as z:
             weights = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         dense = faiss.read_index(str(path / "dense.faiss"))
@@ -243,11 +265,19 @@ def load_build(path: Path) -> Index:
         raise IndexCorrupt(f"Cannot read the index in {path}: {exc}. Rebuild with `python -m ingest --full`.") from None
     terms = _read_json(path / "bm25_terms.json")
     n, dim = len(chunks), manifest["embedder"]["dim"]
-    if vectors.shape != (n, dim) or dense.ntotal != n or weights.shape != (n, len(terms)):
+    if (
+        vectors.shape != (n, dim)
+        or dense.ntotal != n
+        or weights.shape != (n, len(terms))
+        or sentence_vectors.shape != (len(sentences), dim)
+    ):
         raise IndexCorrupt(f"The files of {path} disagree on the number of chunks. Rebuild with `python -m ingest --full`.")
     p = manifest["bm25"]
     bm25 = BM25({t: i for i, t in enumerate(terms)}, weights, p["k1"], p["b"], p["epsilon"])
-    return Index(manifest["version"], manifest, posts, chunks, [r["hash"] for r in rows], vectors, dense, bm25)
+    return Index(
+        manifest["version"], manifest, posts, chunks, [r["hash"] for r in rows], vectors, dense, bm25,
+        sentences, sentence_vectors, [r["sentences"] for r in rows],
+    )
 
 
 def open_index(index_dir: Path, embedder: str | None = None) -> Index:

@@ -1,0 +1,1 @@
+"""The answer service: hybrid retrieval over the index, cited answers, HTTP and the chat page."""

@@ -1,0 +1,75 @@
+"""Request and response models of the HTTP contract."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: str = Field(min_length=1, max_length=2000, description="1..2000 characters after trimming")
+    top_k: int = Field(5, ge=1, le=20, description="passages to draw the answer from")
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _trim(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+
+class Citation(BaseModel):
+    n: int
+    post_id: str
+    title: str
+    url: str | None
+    snippet: str
+    score: float
+    date: str | None = None
+
+
+class AskResponse(BaseModel):
+    answer: str
+    found: bool
+    citations: list[Citation]
+    mode: Literal["extractive", "llm"]
+    timings_ms: dict[str, float]
+
+
+class SearchResult(BaseModel):
+    post_id: str
+    chunk_id: str
+    title: str
+    text: str
+    score: float
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchResult]
+
+
+class PostResponse(BaseModel):
+    post_id: str
+    title: str
+    date: str | None
+    tags: list[str]
+    url: str | None
+    text: str
+
+
+class Health(BaseModel):
+    status: str
+    index_version: str
+    posts: int
+    chunks: int
+    embedder: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

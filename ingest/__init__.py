@@ -1,0 +1,1 @@
+"""Ingest: corpus posts -> chunks -> BM25 and FAISS indexes in indexes/."""
