@@ -1,0 +1,56 @@
+"""The served index and embedder, loaded once, and swapped for a newer build when ingest publishes one."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from app.retrieve import Retriever
+from app.settings import Settings
+from ingest.embed import Embedder, load_embedder
+from ingest.errors import IndexNotReady, NotesError
+from ingest.segment import segment
+from ingest.store import current_version, open_index
+
+log = logging.getLogger("app")
+
+
+class Engine:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or load_embedder(settings.embedder)
+        self._retriever: Retriever | None = None
+        self._error: NotesError | None = None
+        self._seen: str | None = None
+        self._lock = threading.Lock()
+        # Pay for jieba's dictionary and the model's first call now, not on the first request.
+        segment("预热 warm-up")
+        self.embedder.queries(["预热 warm-up"])
+        self.reload()
+
+    @property
+    def retriever(self) -> Retriever:
+        """The current retriever; a request keeps the one it got even if a reload swaps it meanwhile."""
+        retriever = self._retriever
+        if retriever is None:
+            raise self._error or IndexNotReady(f"No index in {self.settings.index_dir}/; run `python -m ingest` first.")
+        return retriever
+
+    def reload(self) -> bool:
+        """Load the current build if it is not the one served; True when a new build was swapped in."""
+        with self._lock:
+            version = current_version(self.settings.index_dir)
+            if version == self._seen and (self._retriever or self._error):
+                return False
+            self._seen = version
+            try:
+                index = open_index(self.settings.index_dir, self.settings.embedder)
+            except NotesError as exc:
+                # Keep serving the build we have; report the problem only when there is none.
+                log.warning("index %s not loaded: %s", version, exc)
+                if self._retriever is None:
+                    self._error = exc
+                return False
+            self._retriever = Retriever(index, self.embedder)
+            self._error = None
+            log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
+            return True
