@@ -168,8 +168,14 @@ def read_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Post], list[Skip
         except OSError as exc:
             skipped.append(Skipped(rel, f"cannot be read: {exc.strerror or exc}"))
             continue
-        if post.post_id in posts:
-            skipped.append(Skipped(rel, f"duplicate post id {post.post_id!r} (also in {posts[post.post_id].source})"))
+        post = dataclasses.replace(post, source=rel)
+        other = posts.get(post.post_id)
+        if other is not None:
+            # The file named after the id keeps it; otherwise the first in name order does.
+            if path.stem == post.post_id and Path(other.source).stem != post.post_id:
+                post, other = other, post
+                posts[other.post_id] = other
+            skipped.append(Skipped(post.source, f"duplicate post id {post.post_id!r} (also in {other.source})"))
             continue
-        posts[post.post_id] = dataclasses.replace(post, source=rel)
+        posts[post.post_id] = post
     return list(posts.values()), skipped

