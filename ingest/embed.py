@@ -66,7 +66,8 @@ class SentenceTransformer:
             self._model = ST(model, device="cpu")
         except Exception as exc:  # the library raises many kinds for a missing or broken model
             raise BadEmbedder(f"Cannot load sentence-transformers model {model!r}: {exc}") from None
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim())
         # e5 models are trained with these prefixes; other models take the text as it is.
         self._e5 = "e5" in model.lower()
 

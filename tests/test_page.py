@@ -1,0 +1,189 @@
+"""The chat page (app/static/*) in headless Chromium against a real server on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+ROOT = Path(__file__).resolve().parents[1]
+STATIC = ROOT / "app" / "static"
+DOCS = ROOT / "docs"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+WAIT = 15_000  # ms, for anything that waits on the server
+
+
+def test_static_files_are_small() -> None:
+    total = sum((STATIC / name).stat().st_size for name in ("index.html", "app.js", "style.css"))
+    assert total < 50 * 1024, f"app/static weighs {total} bytes"
+
+
+def _skip_reason() -> str | None:
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"BROWSER TESTS SKIPPED: {CHROMIUM} not installed (make browser installs it)"
+    if sync_playwright is None:
+        return "BROWSER TESTS SKIPPED: playwright is not importable (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    reason = _skip_reason()
+    if reason:
+        warnings.warn(reason)  # shows in the summary even without -rs
+        pytest.skip(reason)
+    expect.set_options(timeout=WAIT)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def problems() -> list[str]:
+    """Dialogs (alert & co) and uncaught page errors seen by the test's pages; must stay empty."""
+    return []
+
+
+def new_page(browser: Browser, problems: list[str], width: int = 1280, height: int = 800) -> Page:
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", color_scheme="light")
+    context.set_default_timeout(WAIT)
+    context.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    context.on("weberror", lambda e: problems.append(f"page error: {e.error}"))
+    return context.new_page()
+
+
+@pytest.fixture
+def page(browser: Browser, problems: list[str]) -> Iterator[Page]:
+    """A fresh context per test, so localStorage starts empty."""
+    page = new_page(browser, problems)
+    yield page
+    page.context.close()
+    assert not problems
+
+
+def ask(page: Page, question: str):
+    """Ask through the page; return the bot (or error) message that answers it."""
+    before = page.locator("#messages .msg:not(.user)").count()
+    q = page.locator("textarea#question")
+    q.fill(question)
+    q.press("Enter")
+    answers = page.locator("#messages .msg.bot, #messages .msg.error")
+    expect(answers).to_have_count(before + 1)
+    return answers.last
+
+
+def test_ask_shows_cited_answer_and_disables_input(page: Page, live_server) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    q = page.locator("textarea#question")
+    states = []
+
+    def during_request(route) -> None:  # runs while /ask is in flight: deterministic, no timing
+        states.append(q.is_disabled())
+        route.continue_()
+
+    page.route("**/ask", during_request)
+    bot = ask(page, "为什么需要梯度检查点?")
+    assert states == [True]
+    expect(bot).to_have_class("msg bot")
+    expect(bot.locator("button.chip").first).to_be_visible()
+    expect(q).to_be_enabled()
+    expect(q).to_have_value("")
+    expect(page.locator(".msg.user")).to_have_text(["你: 为什么需要梯度检查点?"])
+
+
+def test_chip_opens_passage_and_note_page(page: Page, live_server) -> None:
+    page.goto(live_server.url + "/")
+    ask(page, "为什么需要梯度检查点?").locator("button.chip").first.click()
+    passage = page.locator("#passage")
+    expect(passage.locator(".passage-title")).to_contain_text("梯度检查点")
+    expect(passage.locator(".passage-text")).not_to_be_empty()
+    link = passage.locator("a.passage-link")
+    expect(link).to_have_attribute("href", "/posts/gradient-checkpointing-7d01ea")
+    with page.context.expect_page() as opened:
+        link.click()
+    note = opened.value
+    expect(note.locator("body.post-page main.note h1")).to_contain_text("梯度检查点")
+    expect(note.locator("article p").first).not_to_be_empty()
+
+
+def test_conversation_survives_reload(page: Page, live_server) -> None:
+    page.goto(live_server.url + "/")
+    answer = ask(page, "为什么需要梯度检查点?").locator(".answer").inner_text()
+    page.reload()
+    expect(page.locator(".msg.user")).to_have_text(["你: 为什么需要梯度检查点?"])
+    expect(page.locator(".msg.bot .answer")).to_have_text([answer])
+    expect(page.locator(".msg.bot button.chip").first).to_be_visible()
+
+
+def test_off_topic_question_is_not_found(page: Page, live_server) -> None:
+    page.goto(live_server.url + "/")
+    bot = ask(page, "红烧肉怎么做?")
+    expect(bot).to_have_class("msg bot not-found")
+    expect(bot.locator("button.chip")).to_have_count(0)
+    expect(page.locator("#sources .sources-list a")).to_have_count(0)
+
+
+XSS_QUESTION = "转义测试笔记里的脚本标签是什么?"
+
+
+def test_note_text_is_never_executed(page: Page, live_server, problems: list[str]) -> None:
+    cited = httpx.post(live_server.url + "/ask", json={"question": XSS_QUESTION}, timeout=30).json()["citations"]
+    assert "xss-note" in [c["post_id"] for c in cited], "the question no longer retrieves xss-note"
+    n = next(c["n"] for c in cited if c["post_id"] == "xss-note")
+
+    page.goto(live_server.url + "/")
+    ask(page, XSS_QUESTION).locator(f'button.chip[data-n="{n}"]').first.click()
+    passage = page.locator("#passage")
+    expect(passage.locator(".passage-title")).to_contain_text("<script>alert('title')</script>")
+    expect(passage.locator(".passage-text")).to_contain_text("<script>alert('xss')</script>")
+    expect(passage.locator(".passage-text")).to_contain_text("<img src=x onerror=alert('img')>")
+    expect(passage.locator("a.passage-source")).to_be_hidden()  # its url is javascript:
+    expect(page.locator('img[src="x"], a[href^="javascript"]')).to_have_count(0)
+    expect(page.locator("script")).to_have_count(1)  # only app.js
+
+    page.goto(live_server.url + "/posts/xss-note")  # a navigation: Accept text/html
+    expect(page.locator("main.note h1")).to_have_text("<script>alert('title')</script> 安全测试笔记")
+    expect(page.locator("main.note article")).to_contain_text("<img src=x onerror=alert('img')>")
+    expect(page.locator('img, script, a[href^="javascript"]')).to_have_count(0)
+    assert not problems
+
+
+def test_server_down_shows_error(page: Page, built, server_factory) -> None:
+    server = server_factory(built.index_dir)
+    page.goto(server.url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    server.stop()
+    error = ask(page, "DDP 是怎么同步梯度的?")
+    expect(error).to_have_class("msg error")
+    expect(error).to_contain_text("连不上服务器")
+    expect(page.locator("textarea#question")).to_be_enabled()
+    expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+
+
+@pytest.mark.parametrize("name, width, height", [("screenshot.png", 1280, 800), ("screenshot-mobile.png", 375, 740)])
+def test_screenshots(browser: Browser, problems: list[str], live_server, name: str, width: int, height: int) -> None:
+    """A real conversation; written to docs/ only if missing or with UPDATE_SCREENSHOTS=1."""
+    page = new_page(browser, problems, width, height)
+    page.goto(live_server.url + "/")
+    ask(page, "DDP 是怎么同步梯度的?")
+    ask(page, "What does gradient checkpointing trade off?").locator("button.chip").first.click()
+    expect(page.locator("#passage .passage-text")).not_to_be_empty()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal overflow"
+    path = DOCS / name
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1" or not path.exists():
+        DOCS.mkdir(exist_ok=True)
+        page.evaluate("document.fonts.ready")
+        page.screenshot(path=str(path), animations="disabled", caret="hide")
+    page.context.close()
+    assert not problems
