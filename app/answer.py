@@ -17,6 +17,19 @@ MAX_SENTENCES = 4
 MAX_CHARS = 480
 _CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _WORDY_RE = re.compile(r"[\u3400-\u9fffA-Za-z]")
+# Stand-ins the blog export left for code and formulas: [代码], [公式], [Math].
+_PLACEHOLDER_RE = re.compile(r"\[(?:代码|公式|图片|Math|Code|Formula|Image)\]", re.I)
+_MARKER_RE = re.compile(r"\[(\d+)\]")
+
+
+def quote(sentence: str) -> str:
+    """A note's own "[3]" becomes "［3］", so that every [n] in an answer is one of our markers."""
+    return _MARKER_RE.sub(r"［\1］", sentence)
+
+
+def informative(sentence: str) -> bool:
+    """Enough words to say something once the placeholders are gone."""
+    return len(_WORDY_RE.findall(_PLACEHOLDER_RE.sub("", sentence))) >= 8 and len(_PLACEHOLDER_RE.findall(sentence)) <= 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
         prior = hit.score / max(r.hits[0].score, 1e-9)
         for order, sid in enumerate(index.chunk_sentences[hit.chunk]):
             text = index.sentences[sid]
-            if sid in seen or len(_WORDY_RE.findall(text)) < 6:
+            if sid in seen or not informative(text):
                 continue
             seen.add(sid)
             sim = float(index.sentence_vectors[sid] @ r.vector)
@@ -124,7 +137,7 @@ def answer(retriever: Retriever, question: str, top_k: int = 5) -> Answer:
             chunk = index.chunks[hit.chunk]
             post = index.posts[chunk.post_id]
             citations.append(Cited(numbers[pos], post.post_id, post.title, post.url, chunk.text, round(hit.score, 4), post.date))
-        parts.append(f"{index.sentences[sid]} [{numbers[pos]}]")
+        parts.append(f"{quote(index.sentences[sid])} [{numbers[pos]}]")
     if not parts:
         return Answer(NOT_COVERED[language(question)], False, [], timings_ms=r.timings_ms, retrieval=r)
     return Answer(" ".join(parts), True, citations, timings_ms=r.timings_ms, retrieval=r)
