@@ -51,6 +51,7 @@ class Answer:
     mode: str = "extractive"
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval: Retrieval | None = None
+    warning: str | None = None
 
 
 def language(text: str) -> str:
@@ -80,7 +81,7 @@ def _lexical(question_tokens: list[str], sentence: str, idf: dict[str, float]) -
 
 def _idf(retriever: Retriever, tokens: list[str]) -> dict[str, float]:
     terms = retriever.index.bm25.terms
-    weights = retriever._term_weight
+    weights = retriever.term_weight
     return {t: float(weights[terms[t]]) if t in terms else 0.0 for t in tokens}
 
 
@@ -122,22 +123,32 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
     return [(pos, sid) for _, pos, _, sid in chosen]
 
 
-def answer(retriever: Retriever, question: str, top_k: int = 5) -> Answer:
-    r = retriever.search(question, k=top_k)
+def not_covered(question: str, r: Retrieval, mode: str = "extractive") -> Answer:
+    return Answer(NOT_COVERED[language(question)], False, [], mode=mode, timings_ms=r.timings_ms, retrieval=r)
+
+
+def cite(retriever: Retriever, r: Retrieval, pos: int, n: int) -> Cited:
+    """Citation `n` for the hit at position `pos`: its post, and the passage as the snippet."""
+    hit = r.hits[pos]
+    chunk = retriever.index.chunks[hit.chunk]
+    post = retriever.index.posts[chunk.post_id]
+    return Cited(n, post.post_id, post.title, post.url, chunk.text, round(hit.score, 4), post.date)
+
+
+def extractive(retriever: Retriever, r: Retrieval, question: str, top_k: int) -> Answer:
+    """1-4 sentences of the notes, each followed by [n]; `question` sets the refusal's language."""
     if not covered(r):
-        return Answer(NOT_COVERED[language(question)], False, [], timings_ms=r.timings_ms, retrieval=r)
-    index = retriever.index
+        return not_covered(question, r)
     numbers: dict[int, int] = {}
     parts: list[str] = []
-    citations: list[Cited] = []
     for pos, sid in choose_sentences(retriever, r, top_k):
-        hit = r.hits[pos]
-        if pos not in numbers:
-            numbers[pos] = len(numbers) + 1
-            chunk = index.chunks[hit.chunk]
-            post = index.posts[chunk.post_id]
-            citations.append(Cited(numbers[pos], post.post_id, post.title, post.url, chunk.text, round(hit.score, 4), post.date))
-        parts.append(f"{quote(index.sentences[sid])} [{numbers[pos]}]")
+        numbers.setdefault(pos, len(numbers) + 1)
+        parts.append(f"{quote(retriever.index.sentences[sid])} [{numbers[pos]}]")
     if not parts:
-        return Answer(NOT_COVERED[language(question)], False, [], timings_ms=r.timings_ms, retrieval=r)
+        return not_covered(question, r)
+    citations = [cite(retriever, r, pos, n) for pos, n in numbers.items()]
     return Answer(" ".join(parts), True, citations, timings_ms=r.timings_ms, retrieval=r)
+
+
+def answer(retriever: Retriever, question: str, top_k: int = 5) -> Answer:
+    return extractive(retriever, retriever.search(question, k=top_k), question, top_k)

@@ -1,9 +1,14 @@
-"""The served index and embedder, loaded once, and swapped for a newer build when ingest publishes one."""
+"""The served index, embedder and model: loaded once, the index swapped when ingest publishes a newer build."""
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Iterator
 
+from app.answer import Answer, extractive
+from app.followup import standalone
+from app.generate import generate, generate_stream
+from app.llm import ChatClient
 from app.retrieve import CachedQueries, Retriever
 from app.settings import Settings
 from ingest.embed import Embedder, load_embedder
@@ -22,6 +27,13 @@ class Engine:
         self._error: NotesError | None = None
         self._seen: str | None = None
         self._lock = threading.Lock()
+        self.llm = (
+            ChatClient(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+            if settings.llm_base_url and settings.llm_model
+            else None
+        )
+        if settings.llm_base_url and not settings.llm_model:
+            log.warning("NOTES_LLM_BASE_URL is set but NOTES_LLM_MODEL is not; answers stay extractive")
         # Pay for jieba's dictionary and the model's first call now, not on the first request.
         segment("预热 warm-up")
         self.embedder.queries(["预热 warm-up"])
@@ -54,3 +66,23 @@ class Engine:
             self._error = None
             log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
             return True
+
+    @property
+    def mode(self) -> str:
+        return "llm" if self.llm else "extractive"
+
+    def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
+        retriever = self.retriever
+        r = retriever.search(standalone(question, history, retriever, self.llm), k=top_k)
+        if self.llm is None:
+            return extractive(retriever, r, question, top_k)
+        return generate(retriever, self.llm, r, question, top_k)
+
+    def answer_stream(self, question: str, top_k: int, history: list[dict]) -> Iterator[str | Answer]:
+        """Text pieces as they are generated, then the final Answer; extractive mode yields only the Answer."""
+        retriever = self.retriever
+        r = retriever.search(standalone(question, history, retriever, self.llm), k=top_k)
+        if self.llm is None:
+            yield extractive(retriever, r, question, top_k)
+            return
+        yield from generate_stream(retriever, self.llm, r, question, top_k)

@@ -6,19 +6,19 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.answer import answer
+from app.answer import Answer
 from app.engine import Engine
 from app.errors import BadRequest, PayloadTooLarge, PostNotFound
 from app.fuse import distinct_posts_first
@@ -98,6 +98,37 @@ def parse_ask(raw: bytes) -> AskRequest:
         raise BadRequest(_validation_message(exc.errors())) from None
 
 
+def inline_schema(model: type[BaseModel]) -> dict:
+    """The model's JSON schema with its $defs inlined: the request body is parsed by hand, so
+    OpenAPI's components do not know these models."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: object) -> object:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.split("/")[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def response(result: Answer, started: float) -> AskResponse:
+    timings = {**result.timings_ms, "total": round((time.perf_counter() - started) * 1000, 2)}
+    return AskResponse(
+        answer=result.answer, found=result.found, mode=result.mode, timings_ms=timings, warning=result.warning,
+        citations=[c.__dict__ for c in result.citations],
+    )
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or Engine(settings)
@@ -134,19 +165,37 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         return error(500, "internal_error", f"Unexpected {type(exc).__name__}; this is a bug.")
 
-    ask_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": AskRequest.model_json_schema()}}}}
+    ask_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(AskRequest)}}}}
 
     @app.post("/ask", response_model=AskResponse, responses=ERROR_RESPONSES, openapi_extra=ask_body)
     async def ask(request: Request) -> AskResponse:
         """Answer a question from the notes, each sentence cited, or say the notes don't cover it."""
         started = time.perf_counter()
         body = parse_ask(await request.body())
-        result = await run_in_threadpool(answer, engine.retriever, body.question, body.top_k)
-        timings = {**result.timings_ms, "total": round((time.perf_counter() - started) * 1000, 2)}
-        return AskResponse(
-            answer=result.answer, found=result.found, mode=result.mode, timings_ms=timings,
-            citations=[c.__dict__ for c in result.citations],
-        )
+        history = [t.model_dump() for t in body.history]
+        result = await run_in_threadpool(engine.answer, body.question, body.top_k, history)
+        return response(result, started)
+
+    @app.post(
+        "/ask/stream", responses=ERROR_RESPONSES, openapi_extra=ask_body,
+        response_class=StreamingResponse,
+    )
+    async def ask_stream(request: Request) -> StreamingResponse:
+        """Server-sent events: `token` events with text as it is generated, then one `done` event
+        carrying the validated answer, exactly as POST /ask returns it."""
+        started = time.perf_counter()
+        body = parse_ask(await request.body())
+        history = [t.model_dump() for t in body.history]
+        engine.retriever  # noqa: B018 - a missing index is a 503 before the stream starts
+
+        def events() -> Iterator[str]:
+            for item in engine.answer_stream(body.question, body.top_k, history):
+                if isinstance(item, str):
+                    yield sse("token", {"text": item})
+                else:
+                    yield sse("done", response(item, started).model_dump())
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     @app.get("/search", response_model=SearchResponse, responses=ERROR_RESPONSES)
     def search(q: str = Query(min_length=1, max_length=2000), k: int = Query(10, ge=1, le=50)) -> SearchResponse:
@@ -184,7 +233,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         index = engine.retriever.index
         return Health(
             status="ok", index_version=index.version, posts=len(index.posts), chunks=len(index.chunks),
-            embedder=index.embedder,
+            embedder=index.embedder, mode=engine.mode,
         )
 
     @app.get("/", include_in_schema=False)

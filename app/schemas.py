@@ -6,11 +6,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=4000)
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     question: str = Field(min_length=1, max_length=2000, description="1..2000 characters after trimming")
     top_k: int = Field(5, ge=1, le=20, description="passages to draw the answer from")
+    history: list[Turn] = Field(
+        default_factory=list, max_length=10, description="earlier turns, oldest first, for follow-up questions"
+    )
 
     @field_validator("question", mode="before")
     @classmethod
@@ -34,6 +44,7 @@ class AskResponse(BaseModel):
     citations: list[Citation]
     mode: Literal["extractive", "llm"]
     timings_ms: dict[str, float]
+    warning: str | None = Field(None, description="set when a generative answer fell back to extractive")
 
 
 class SearchResult(BaseModel):
@@ -64,6 +75,7 @@ class Health(BaseModel):
     posts: int
     chunks: int
     embedder: str
+    mode: Literal["extractive", "llm"] = "extractive"
 
 
 class ErrorBody(BaseModel):
