@@ -156,18 +156,18 @@ def test_hot_reload_serves_a_new_post_without_a_failed_request(
     shutil.copytree(built.index_dir, tmp_path / "indexes")
     settings = IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "indexes")
     server = server_factory(settings.index_dir, reload_interval=0.5)
-    question = {"question": "学习率预热是做什么的?"}
+    question = {"question": "Dropout 为什么能防止过拟合?"}
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.post("/ask", json=question).json()["found"] is False
-        (settings.corpus_dir / "warmup.md").write_text(
-            "# 学习率预热\n\n学习率预热(warmup)在训练初期使用较小的学习率,避免梯度过大导致训练不稳定。\n", "utf-8"
+        (settings.corpus_dir / "dropout.md").write_text(
+            "# Dropout\n\nDropout 在训练时随机丢弃一部分神经元,让网络不依赖个别神经元,从而减轻过拟合。\n", "utf-8"
         )
         build(settings, embedder=embedder)
         published = time.monotonic()
         while True:
             r = http.post("/ask", json=question)
             assert r.status_code == 200
-            if r.json()["found"] and r.json()["citations"][0]["post_id"] == "warmup":
+            if r.json()["found"] and r.json()["citations"][0]["post_id"] == "dropout":
                 break
             assert time.monotonic() - published < 2.0, "the new build was not served within 2 s"
             time.sleep(0.05)
