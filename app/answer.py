@@ -16,6 +16,7 @@ NOT_COVERED = {
 MAX_SENTENCES = 4
 MAX_CHARS = 480
 _CJK_RE = re.compile(r"[\u3400-\u9fff]")
+_CJK_END_RE = re.compile(r"[\u3400-\u9fff。！？；：，、）」』”]$")
 _WORDY_RE = re.compile(r"[\u3400-\u9fffA-Za-z]")
 # Stand-ins the blog export left for code and formulas: [代码], [公式], [Math].
 _PLACEHOLDER_RE = re.compile(r"\[(?:代码|公式|图片|Math|Code|Formula|Image)\]", re.I)
@@ -143,11 +144,15 @@ def extractive(retriever: Retriever, r: Retrieval, question: str, top_k: int) ->
     parts: list[str] = []
     for pos, sid in choose_sentences(retriever, r, top_k):
         numbers.setdefault(pos, len(numbers) + 1)
-        parts.append(f"{quote(retriever.index.sentences[sid])} [{numbers[pos]}]")
+        sentence = quote(retriever.index.sentences[sid])
+        # Chinese takes the marker right after its full stop; English after a space.
+        parts.append(f"{sentence}{'' if _CJK_END_RE.search(sentence) else ' '}[{numbers[pos]}]")
     if not parts:
         return not_covered(question, r)
     citations = [cite(retriever, r, pos, n) for pos, n in numbers.items()]
-    return Answer(" ".join(parts), True, citations, timings_ms=r.timings_ms, retrieval=r)
+    text = "".join(p if i == 0 or _CJK_END_RE.search(parts[i - 1][: parts[i - 1].rfind("[")]) else " " + p
+                   for i, p in enumerate(parts))
+    return Answer(text, True, citations, timings_ms=r.timings_ms, retrieval=r)
 
 
 def answer(retriever: Retriever, question: str, top_k: int = 5) -> Answer:

@@ -9,7 +9,7 @@ from app.answer import Answer, extractive
 from app.followup import standalone
 from app.generate import generate, generate_stream
 from app.llm import ChatClient
-from app.retrieve import CachedQueries, Retriever
+from app.retrieve import CachedQueries, Retrieval, Retriever
 from app.settings import Settings
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import IndexNotReady, NotesError
@@ -71,17 +71,19 @@ class Engine:
     def mode(self) -> str:
         return "llm" if self.llm else "extractive"
 
-    def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
+    def retrieve(self, question: str, top_k: int, history: list[dict]) -> tuple[Retriever, Retrieval]:
+        """Search with the standalone form of the question, on the build served right now."""
         retriever = self.retriever
-        r = retriever.search(standalone(question, history, retriever, self.llm), k=top_k)
+        return retriever, retriever.search(standalone(question, history, retriever, self.llm), k=top_k)
+
+    def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
+        retriever, r = self.retrieve(question, top_k, history)
         if self.llm is None:
             return extractive(retriever, r, question, top_k)
         return generate(retriever, self.llm, r, question, top_k)
 
-    def answer_stream(self, question: str, top_k: int, history: list[dict]) -> Iterator[str | Answer]:
+    def stream(self, retriever: Retriever, r: Retrieval, question: str, top_k: int) -> Iterator[str | Answer]:
         """Text pieces as they are generated, then the final Answer; extractive mode yields only the Answer."""
-        retriever = self.retriever
-        r = retriever.search(standalone(question, history, retriever, self.llm), k=top_k)
         if self.llm is None:
             yield extractive(retriever, r, question, top_k)
             return

@@ -51,6 +51,7 @@ def standalone(question: str, history: list[dict], retriever: Retriever, llm: Ch
         except LLMError:
             return by_rule(question, history, retriever)
         rewritten = rewritten.strip().strip('"“”')
-        if 0 < len(rewritten) <= 2000:
+        # A model that hands the question back unchanged has not resolved what it refers to.
+        if 0 < len(rewritten) <= 2000 and rewritten != question.strip():
             return rewritten
     return by_rule(question, history, retriever)

@@ -19,7 +19,7 @@ Rules:
 2. Answer in the language of the question (a Chinese question gets a Chinese answer), in one to four short sentences.
 3. After every sentence or claim, put the number of the passage that supports it in square brackets, like [1] or [2]. Cite only numbers of passages you were given.
 4. If the passages do not answer the question, reply with exactly this and nothing else: {refusal}"""
-_MARKER_RE = re.compile(r"\s*\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
+_MARKER_RE = re.compile(r"(\s*)\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _TAG_RE = re.compile(r"<(/?)(passage)", re.I)
 
 
@@ -47,13 +47,14 @@ def validate(text: str, k: int) -> tuple[str, list[int]]:
     order: list[int] = []
 
     def renumber(m: re.Match) -> str:
-        valid = [int(x) - 1 for x in re.split(r"\s*[,，、]\s*", m.group(1)) if 1 <= int(x) <= k]
+        valid = [int(x) - 1 for x in re.split(r"\s*[,，、]\s*", m.group(2)) if 1 <= int(x) <= k]
         for pos in valid:
             if pos not in order:
                 order.append(pos)
-        return "".join(f" [{order.index(pos) + 1}]" for pos in dict.fromkeys(valid))
+        # The model's own spacing before the marker is kept; a dropped marker takes it along.
+        return m.group(1) + "".join(f"[{order.index(pos) + 1}]" for pos in dict.fromkeys(valid)) if valid else ""
 
-    return _MARKER_RE.sub(renumber, text).strip(), order
+    return re.sub(r"[ \t]{2,}", " ", _MARKER_RE.sub(renumber, text)).strip(), order
 
 
 def _refused(text: str) -> bool:

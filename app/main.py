@@ -186,10 +186,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         started = time.perf_counter()
         body = parse_ask(await request.body())
         history = [t.model_dump() for t in body.history]
-        engine.retriever  # noqa: B018 - a missing index is a 503 before the stream starts
+        # Retrieval runs before the stream opens, so its errors are still plain JSON responses.
+        retriever, r = await run_in_threadpool(engine.retrieve, body.question, body.top_k, history)
 
         def events() -> Iterator[str]:
-            for item in engine.answer_stream(body.question, body.top_k, history):
+            for item in engine.stream(retriever, r, body.question, body.top_k):
                 if isinstance(item, str):
                     yield sse("token", {"text": item})
                 else:

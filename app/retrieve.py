@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.expand import expand
 from app.fuse import Hit, convex, ranked, rrf
 from ingest.embed import Embedder
 from ingest.segment import segment
@@ -101,7 +102,9 @@ class Retriever:
 
     def search(self, question: str, k: int = 10, method: str = "hybrid") -> Retrieval:
         t0 = time.perf_counter()
-        tokens = segment(question)
+        # The glossary helps the lexical side across languages; the embedding is multilingual already
+        # and measured worse with the added terms.
+        tokens = segment(expand(question))
         t1 = time.perf_counter()
         vector = self.embedder.queries([question])[0]
         t2 = time.perf_counter()

@@ -41,7 +41,7 @@ def events(text: str) -> list[tuple[str, dict]]:
 def test_a_normal_answer_is_generated_and_cited(client: TestClient, llm: FakeLLM) -> None:
     body = client.post("/ask", json=QUESTION).json()
     assert (body["mode"], body["found"], body["warning"]) == ("llm", True, None)
-    assert body["answer"] == "梯度检查点只保存一部分激活值,其余在反向传播时重新计算。 [1]"
+    assert body["answer"] == "梯度检查点只保存一部分激活值,其余在反向传播时重新计算。[1]"
     assert [c["n"] for c in body["citations"]] == [1]
     assert body["citations"][0]["post_id"] == "gradient-checkpointing-7d01ea"
     sent = llm.requests[-1]
@@ -52,14 +52,14 @@ def test_a_normal_answer_is_generated_and_cited(client: TestClient, llm: FakeLLM
 def test_markers_naming_no_passage_are_dropped_and_the_rest_renumbered(client: TestClient, llm: FakeLLM) -> None:
     llm.reply = "第一句。[3] 第二句。[9] 第三句。[1, 7] 第四句。[3]"
     body = client.post("/ask", json=QUESTION).json()
-    assert body["answer"] == "第一句。 [1] 第二句。 第三句。 [2] 第四句。 [1]"
+    assert body["answer"] == "第一句。[1] 第二句。 第三句。[2] 第四句。[1]"
     sources = client.get("/search", params={"q": QUESTION["question"], "k": 5}).json()
     assert len(body["citations"]) == 2 and [c["n"] for c in body["citations"]] == [1, 2]
     assert body["citations"][1]["post_id"] in {r["post_id"] for r in sources["results"]}
 
 
 def test_validate_is_exact() -> None:
-    assert validate("A [2]. B [2][1]. C [5]. D [1，3]", 3) == ("A [1]. B [1] [2]. C. D [2] [3]", [1, 0, 2])
+    assert validate("A [2]. B [2][1]. C [5]. D [1，3]", 3) == ("A [1]. B [1][2]. C. D [2][3]", [1, 0, 2])
     assert validate("no markers", 3) == ("no markers", [])
 
 
@@ -113,7 +113,7 @@ def test_a_streamed_answer_arrives_in_pieces_then_validated(client: TestClient, 
     assert len(tokens) > 3 and "".join(tokens) == llm.reply
     name, done = got[-1]
     assert name == "done" and done["mode"] == "llm"
-    assert done["answer"] == "梯度检查点用计算换显存。 [1] 它会拖慢训练。"
+    assert done["answer"] == "梯度检查点用计算换显存。[1] 它会拖慢训练。"
     assert [c["n"] for c in done["citations"]] == [1]
 
 
@@ -168,6 +168,13 @@ def test_a_follow_up_finds_its_post_only_after_rewriting_by_rule(built, embedder
     assert not alone["citations"] or alone["citations"][0]["post_id"] != "gradient-checkpointing-7d01ea"
     body = c.post("/ask", json={**FOLLOW_UP, "history": HISTORY}).json()
     assert body["found"] and body["citations"][0]["post_id"] == "gradient-checkpointing-7d01ea"
+
+
+def test_a_model_that_returns_the_follow_up_unchanged_gets_the_rule(client: TestClient, llm: FakeLLM) -> None:
+    llm.rewrite = FOLLOW_UP["question"]
+    llm.reply = "代价是计算量变大。[1]"
+    body = client.post("/ask", json={**FOLLOW_UP, "history": HISTORY}).json()
+    assert body["citations"][0]["post_id"] == "gradient-checkpointing-7d01ea"
 
 
 def test_with_a_model_the_follow_up_is_rewritten_by_it(client: TestClient, llm: FakeLLM) -> None:

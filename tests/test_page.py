@@ -134,6 +134,103 @@ def test_off_topic_question_is_not_found(page: Page, live_server) -> None:
     expect(page.locator("#sources .sources-list a")).to_have_count(0)
 
 
+def test_follow_up_sends_history_and_finds_the_earlier_topic(page: Page, live_server) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    with page.expect_request(lambda r: r.url.endswith("/ask") and r.method == "POST") as first:
+        ask(page, "梯度检查点是什么?")
+    assert first.value.post_data_json["history"] == []
+    with page.expect_request(lambda r: r.url.endswith("/ask") and r.method == "POST") as second:
+        bot = ask(page, "它的代价是什么?")
+    body = second.value.post_data_json
+    assert body["question"] == "它的代价是什么?"
+    history = body["history"]
+    assert history[0] == {"role": "user", "content": "梯度检查点是什么?"}
+    assert [t["role"] for t in history] == ["user", "assistant"]
+    assert history[1]["content"] and "[1]" not in history[1]["content"]
+    expect(bot).to_have_class("msg bot")
+    bot.locator("button.chip").first.click()
+    expect(page.locator("#passage .passage-title")).to_contain_text("梯度检查点")
+
+
+STREAMED = "梯度检查点用重新计算换显存，只保存一部分激活值。[1] 它会拖慢训练，因为反向传播时要再算一遍前向。[1]"
+# Every piece of text the streaming bubble gets, recorded as it is added: deterministic whatever the chunking.
+RECORD_STREAM = """() => {
+  window.__streamed = [];
+  new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) {
+      if (n.nodeType === 3 && n.parentElement && n.parentElement.closest('.msg.streaming')) window.__streamed.push(n.data);
+    }
+  }).observe(document.getElementById('messages'), { childList: true, subtree: true });
+}"""
+
+
+def test_llm_mode_streams_then_shows_the_validated_answer(page: Page, built, server_factory) -> None:
+    from tests.fake_llm import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.reply = STREAMED
+        server = server_factory(built.index_dir, llm_base_url=fake.url, llm_model="m", llm_timeout=5.0)
+        assert httpx.get(server.url + "/healthz").json()["mode"] == "llm"
+        page.goto(server.url + "/")
+        expect(page.locator("#status")).to_have_attribute("data-state", "online")
+        page.evaluate(RECORD_STREAM)
+        with page.expect_request(lambda r: r.url.endswith("/ask/stream")) as req:
+            ask(page, "为什么需要梯度检查点?")
+        assert req.value.method == "POST" and req.value.post_data_json["history"] == []
+        bot = page.locator("#messages .msg.bot:not(.streaming)")
+        expect(bot).to_have_count(1)
+        expect(page.locator(".msg.streaming")).to_have_count(0)
+        answer = bot.locator(".answer")
+        expect(answer).to_contain_text("梯度检查点用重新计算换显存")
+        expect(answer).to_contain_text("它会拖慢训练")
+        expect(answer.locator("button.chip").first).to_have_attribute("data-n", "1")
+        assert "[1]" not in bot.inner_text()
+        expect(bot.locator(".meta")).to_contain_text("模型生成")
+        expect(bot.locator(".warning")).to_have_count(0)
+        # The raw model text was shown piece by piece before `done` replaced it, markers and all.
+        streamed = page.evaluate("window.__streamed")
+        assert len(streamed) > 3 and "".join(streamed) == STREAMED
+        bot.locator("button.chip").first.click()
+        expect(page.locator("#passage .passage-title")).to_contain_text("梯度检查点")
+    finally:
+        fake.close()
+
+
+def test_llm_fallback_warning_and_broken_stream(page: Page, built, server_factory) -> None:
+    from tests.fake_llm import FakeLLM
+
+    fake = FakeLLM()
+    try:
+        fake.behaviour = "error500"
+        server = server_factory(built.index_dir, llm_base_url=fake.url, llm_model="m", llm_timeout=5.0)
+        page.goto(server.url + "/")
+        expect(page.locator("#status")).to_have_attribute("data-state", "online")
+        bot = ask(page, "为什么需要梯度检查点?")
+        expect(bot).to_have_class("msg bot")
+        expect(bot.locator(".warning")).to_contain_text("HTTP 500")
+        expect(bot.locator(".meta")).to_contain_text("摘录自笔记")
+        page.reload()  # the warning is kept with the conversation
+        expect(page.locator(".msg.bot .warning")).to_contain_text("HTTP 500")
+
+        # A stream that ends without its `done` event is an error, not a half answer.
+        cut = 'event: token\ndata: {"text": "梯度检查点"}\n\nevent: token\ndata: {"text": "用重新计算"}\n\n'
+        page.route("**/ask/stream", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=cut))
+        error = ask(page, "DDP 是怎么同步梯度的?")
+        expect(error).to_have_class("msg error")
+        expect(error).to_contain_text("回答中途断开了")
+        expect(page.locator(".msg.streaming")).to_have_count(0)
+        expect(page.locator("textarea#question")).to_be_enabled()
+        page.unroute("**/ask/stream")
+        fake.behaviour = "normal"
+        error.locator("button.retry").click()
+        expect(page.locator("#messages .msg.error")).to_have_count(0)
+        expect(page.locator("#messages .msg.bot:not(.streaming)")).to_have_count(2)
+    finally:
+        fake.close()
+
+
 XSS_QUESTION = "转义测试笔记里的脚本标签是什么?"
 
 

@@ -17,6 +17,7 @@ const STRINGS = {
     cite: (n, t) => `引用 ${n}：${t}`, untitled: '（无标题）',
     errServer: '服务器出错了', errNetwork: '连不上服务器，请确认服务已启动后重试。',
     errTimeout: '请求超时，请稍后重试。', errBad: '服务器返回了无法识别的内容。', retry: '重试',
+    errStream: '回答中途断开了，请重试。',
     online: (p) => `在线 · ${p} 篇笔记`, offline: '服务离线', checking: '连接中…',
     modeExtractive: '摘录自笔记', modeLlm: '模型生成',
   },
@@ -34,6 +35,7 @@ const STRINGS = {
     cite: (n, t) => `Citation ${n}: ${t}`, untitled: '(untitled)',
     errServer: 'The server reported an error', errNetwork: 'Cannot reach the server. Check that it is running and try again.',
     errTimeout: 'The request timed out. Please try again.', errBad: 'The server sent a response I could not read.', retry: 'Retry',
+    errStream: 'The answer was cut off. Please try again.',
     online: (p) => `Online · ${p} notes`, offline: 'Server offline', checking: 'Connecting…',
     modeExtractive: 'Quoted from the notes', modeLlm: 'Generated',
   },
@@ -44,6 +46,8 @@ const T = STRINGS[LANG];
 const STORE_KEY = 'notes-qa-history';
 const MAX_TURNS = 50;
 const TIMEOUT_MS = 120000;
+const MAX_HISTORY = 10; // turns sent with a question, oldest first
+const MAX_CONTENT = 4000; // characters per history turn
 
 const $ = (sel) => document.querySelector(sel);
 const els = {
@@ -52,7 +56,7 @@ const els = {
   passage: $('#passage'), sources: $('#sources'),
 };
 
-/** @type {Array<{id:string,q:string,status:'ok'|'error',answer?:string,found?:boolean,citations?:Array,mode?:string,ms?:number,error?:string}>} */
+/** @type {Array<{id:string,q:string,status:'ok'|'error',answer?:string,found?:boolean,citations?:Array,mode?:string,ms?:number,error?:string,warning?:string}>} */
 let turns = [];
 let busy = false;
 let activeChip = null;
@@ -100,7 +104,7 @@ function cleanTurn(t) {
     id: str(t.id) || uid(), q: t.q, status: t.status === 'error' ? 'error' : 'ok',
     answer: str(t.answer), found: t.found !== false,
     citations: Array.isArray(t.citations) ? t.citations.map(cleanCitation).filter(Boolean) : [],
-    mode: str(t.mode), ms: typeof t.ms === 'number' ? t.ms : null, error: str(t.error),
+    mode: str(t.mode), ms: typeof t.ms === 'number' ? t.ms : null, error: str(t.error), warning: str(t.warning),
   };
 }
 function load() {
@@ -184,6 +188,18 @@ function renderAnswer(turn) {
     if (turn.ms != null) meta.push(turn.ms < 1000 ? Math.round(turn.ms) + ' ms' : (turn.ms / 1000).toFixed(1) + ' s');
     b.append(h('p', 'meta', meta.join(' · ')));
   }
+  if (turn.warning) b.append(h('p', 'warning', turn.warning));
+  m.append(b);
+  return m;
+}
+
+/** The bot message while a generative answer streams in: raw model text, plain text only. */
+function renderStreaming() {
+  const m = h('div', 'msg bot streaming');
+  m.setAttribute('aria-busy', 'true');
+  m.append(h('span', 'sr-only', T.bot + ': '));
+  const b = h('div', 'bubble');
+  b.append(h('p', 'answer'));
   m.append(b);
   return m;
 }
@@ -273,6 +289,18 @@ function setBusy(on) {
   updateChrome();
 }
 
+/** While text streams in, keep the bottom in view if the reader is already there (once per frame). */
+let following = false;
+function follow() {
+  if (following) return;
+  following = true;
+  requestAnimationFrame(() => {
+    following = false;
+    const s = els.scroller;
+    if (s.scrollHeight - s.scrollTop - s.clientHeight < 120) s.scrollTop = s.scrollHeight;
+  });
+}
+
 function scrollToNewest(el) {
   const tall = el.offsetHeight > els.scroller.clientHeight * 0.8;
   el.scrollIntoView({ block: tall ? 'start' : 'end', behavior: 'smooth' });
@@ -287,6 +315,66 @@ async function errorFrom(res) {
     else if (data && Array.isArray(data.detail) && data.detail[0]) msg = str(data.detail[0].msg);
   } catch { /* not JSON */ }
   return `${T.errServer} (${res.status})${msg ? ': ' + msg : ''}`;
+}
+
+const clip = (s) => (s.length > MAX_CONTENT ? [...s].slice(0, MAX_CONTENT).join('') : s);
+
+/** The conversation before `turn` as {role, content} turns for follow-up questions; error turns skipped. */
+function historyBefore(turn) {
+  const i = turns.indexOf(turn);
+  const out = [];
+  for (const t of i < 0 ? turns : turns.slice(0, i)) {
+    if (t.status !== 'ok') continue;
+    out.push({ role: 'user', content: clip(t.q) });
+    const a = t.answer.replace(/\s*\[\d+\]/g, '').trim();
+    if (a) out.push({ role: 'assistant', content: clip(a) });
+  }
+  return out.slice(-MAX_HISTORY);
+}
+
+async function post(path, payload, signal, accept) {
+  const res = await fetch(path, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Accept: accept },
+    body: JSON.stringify(payload), signal,
+  });
+  if (!res.ok) throw new Error(await errorFrom(res));
+  return res;
+}
+
+/** Read POST /ask/stream: call onToken(text) per `token` event; return the `done` event's data. */
+async function readStream(res, onToken) {
+  if (!res.body) throw new Error(T.errBad);
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  let done = null;
+  const frame = (raw) => {
+    let event = 'message';
+    const data = [];
+    for (const line of raw.split('\n')) {
+      if (!line || line[0] === ':') continue;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      let val = i < 0 ? '' : line.slice(i + 1);
+      if (val[0] === ' ') val = val.slice(1);
+      if (field === 'event') event = val; else if (field === 'data') data.push(val);
+    }
+    if (!data.length) return;
+    let obj;
+    try { obj = JSON.parse(data.join('\n')); } catch { throw new Error(T.errBad); }
+    if (event === 'done') done = obj;
+    else if (event === 'token' && obj && typeof obj.text === 'string') onToken(obj.text);
+  };
+  for (;;) {
+    const { value, done: end } = await reader.read();
+    // Normalise line ends; a trailing \r waits for the next chunk (it may be half of \r\n).
+    buf = (buf + (end ? dec.decode() : dec.decode(value, { stream: true }))).replace(end ? /\r\n?/g : /\r\n|\r(?!$)/g, '\n');
+    let k;
+    while (done === null && (k = buf.indexOf('\n\n')) >= 0) { frame(buf.slice(0, k)); buf = buf.slice(k + 2); }
+    if (done === null && end && buf.trim()) frame(buf);
+    if (done !== null) { if (!end) reader.cancel().catch(() => {}); return done; }
+    if (end) throw new Error(T.errStream);
+  }
 }
 
 /** Ask `question`. If `retryOf` is given (an error turn), it is replaced in place. */
@@ -305,6 +393,7 @@ async function ask(question, retryOf) {
   }
   setBusy(true);
   const loading = renderLoading();
+  let shown = loading; // the placeholder the final message replaces
   const anchor = els.messages.querySelector(`.msg.user[data-turn="${CSS.escape(turn.id)}"]`);
   if (anchor) anchor.after(loading); else els.messages.append(loading);
   scrollToNewest(loading);
@@ -312,16 +401,22 @@ async function ask(question, retryOf) {
   const t0 = performance.now();
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
+  const payload = { question, top_k: 5, history: historyBefore(turn) };
   try {
-    const res = await fetch('/ask', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ question, top_k: 5 }),
-      signal: ctrl.signal,
-    });
-    if (!res.ok) throw new Error(await errorFrom(res));
+    if (!health) await healthReady;
     let data;
-    try { data = await res.json(); } catch { throw new Error(T.errBad); }
+    if (health && health.mode === 'llm') {
+      const res = await post('/ask/stream', payload, ctrl.signal, 'text/event-stream, application/json');
+      let live = null;
+      data = await readStream(res, (piece) => {
+        if (!live) { live = renderStreaming(); shown.replaceWith(live); shown = live; }
+        live.querySelector('.answer').append(document.createTextNode(piece)); // plain text, never HTML
+        follow();
+      });
+    } else {
+      const res = await post('/ask', payload, ctrl.signal, 'application/json');
+      try { data = await res.json(); } catch { throw new Error(T.errBad); }
+    }
     if (!data || typeof data.answer !== 'string') throw new Error(T.errBad);
     const clean = cleanTurn({ ...data, q: question, id: turn.id, status: 'ok' });
     clean.ms = data.timings_ms && typeof data.timings_ms.total === 'number' ? data.timings_ms.total : Math.round(performance.now() - t0);
@@ -340,7 +435,7 @@ async function ask(question, retryOf) {
   if (!turns.includes(turn)) turns.push(turn);
   save();
   const msg = renderAnswer(turn);
-  loading.replaceWith(msg);
+  shown.replaceWith(msg);
   setBusy(false);
   renderSources();
   if (!retryOf) { els.q.value = ''; autosize(); }
@@ -350,6 +445,7 @@ async function ask(question, retryOf) {
 
 // ---------- health ----------
 let health = null;
+let healthReady = Promise.resolve();
 function setStatus(state) {
   const s = els.status;
   s.dataset.state = state;
@@ -403,7 +499,7 @@ function init() {
     renderAll();
     els.q.focus();
   });
-  checkHealth();
+  healthReady = checkHealth();
   els.q.focus({ preventScroll: true });
 }
 
