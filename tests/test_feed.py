@@ -34,7 +34,8 @@ def test_the_seed_copy_is_complete() -> None:
 def test_committed_corpus_is_the_import_of_the_seeds(tmp_path: Path) -> None:
     import_snapshots(seeds, tmp_path)
     committed = Path(__file__).resolve().parents[1] / "corpus"
-    assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted(p.name for p in committed.glob("*.md"))
+    imported = {p.name: p.read_bytes() for p in tmp_path.glob("*.md")}
+    assert imported == {p.name: p.read_bytes() for p in committed.glob("*.md")}
 
 
 def test_chrome_lines_attach_to_the_next_post_and_trailing_chrome_to_the_last() -> None:
