@@ -15,6 +15,10 @@ NOT_COVERED = {
 }
 MAX_SENTENCES = 4
 MAX_CHARS = 480
+# Sentences may come from the passages whose fused score is at least this share of the best one's.
+PASSAGE_FLOOR = 0.75
+# A sentence that asks something (often a post's title) does not answer anything.
+_QUESTION_RE = re.compile(r"[?？]\s*$")
 _CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _CJK_END_RE = re.compile(r"[\u3400-\u9fff。！？；：，、）」』”]$")
 _WORDY_RE = re.compile(r"[\u3400-\u9fffA-Za-z]")
@@ -94,9 +98,11 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
     seen: set[int] = set()
     for pos, hit in enumerate(r.hits[: min(3, top_k)]):
         prior = hit.score / max(r.hits[0].score, 1e-9)
+        if prior < PASSAGE_FLOOR:
+            break  # a clearly weaker passage adds noise, not answers
         for order, sid in enumerate(index.chunk_sentences[hit.chunk]):
             text = index.sentences[sid]
-            if sid in seen or not informative(text):
+            if sid in seen or not informative(text) or _QUESTION_RE.search(text):
                 continue
             seen.add(sid)
             sim = float(index.sentence_vectors[sid] @ r.vector)
@@ -120,6 +126,10 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
             continue
         chosen.append(cand)
         length += len(text)
+    top_passage = [c for c in candidates if c[1] == 0]
+    if top_passage and not any(c[1] == 0 for c in chosen):
+        # The best-ranked passage always speaks, so the first citation is the best match.
+        chosen[-1] = top_passage[0]
     chosen.sort(key=lambda c: (c[1], c[2]))
     return [(pos, sid) for _, pos, _, sid in chosen]
 
