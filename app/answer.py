@@ -15,6 +15,7 @@ NOT_COVERED = {
 }
 MAX_SENTENCES = 4
 MAX_CHARS = 480
+MIN_CHARS = 100
 # Sentences may come from the passages whose fused score is at least this share of the best one's.
 PASSAGE_FLOOR = 0.75
 # A sentence that asks something (often a post's title) does not answer anything.
@@ -85,9 +86,10 @@ def _lexical(question_tokens: list[str], sentence: str, idf: dict[str, float]) -
 
 
 def _idf(retriever: Retriever, tokens: list[str]) -> dict[str, float]:
+    """Each question word's BM25 weight; a word the notes never use weighs as much as the rarest one."""
     terms = retriever.index.bm25.terms
     weights = retriever.term_weight
-    return {t: float(weights[terms[t]]) if t in terms else 0.0 for t in tokens}
+    return {t: float(weights[terms[t]]) if t in terms else retriever.max_term_weight for t in tokens}
 
 
 def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tuple[int, int]]:
@@ -116,7 +118,9 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
     length = 0
     for cand in candidates:
         score, _, _, sid = cand
-        if len(chosen) == MAX_SENTENCES or score < best - 0.04:
+        # Close runners-up join the best sentence; a short answer also takes the next ones in a wider band.
+        band = 0.04 if length >= MIN_CHARS else 0.10
+        if len(chosen) == MAX_SENTENCES or score < best - band:
             break
         text = index.sentences[sid]
         vec = index.sentence_vectors[sid]

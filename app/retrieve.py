@@ -85,7 +85,7 @@ class Retriever:
         bm = index.bm25
         # The largest idf in the corpus stands in for a question word the corpus has never seen.
         idf_cols = np.asarray(bm.weights.max(axis=0).todense()).ravel() if bm.weights.shape[1] else np.zeros(0)
-        self._max_term_weight = float(idf_cols.max()) if len(idf_cols) else 1.0
+        self.max_term_weight = float(idf_cols.max()) if len(idf_cols) else 1.0
         self.term_weight = idf_cols
         # A fixed spread of chunks whose median cosine to a question is its "crowd" level.
         n = len(index.chunks)
@@ -95,7 +95,7 @@ class Retriever:
         """BM25 scores divided by what a chunk matching every question word would get, and the coverage."""
         terms = self.index.bm25.terms
         known = sum(self.term_weight[terms[t]] for t in tokens if t in terms)
-        ceiling = known + self._max_term_weight * sum(t not in terms for t in tokens)
+        ceiling = known + self.max_term_weight * sum(t not in terms for t in tokens)
         if ceiling <= 0:
             return np.zeros_like(raw), 0.0
         return raw / ceiling, known / ceiling
