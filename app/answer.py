@@ -56,7 +56,6 @@ class Answer:
     citations: list[Cited]
     mode: str = "extractive"
     timings_ms: dict[str, float] = field(default_factory=dict)
-    retrieval: Retrieval | None = None
     warning: str | None = None
 
 
@@ -139,7 +138,7 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
 
 
 def not_covered(question: str, r: Retrieval, mode: str = "extractive") -> Answer:
-    return Answer(NOT_COVERED[language(question)], False, [], mode=mode, timings_ms=r.timings_ms, retrieval=r)
+    return Answer(NOT_COVERED[language(question)], False, [], mode=mode, timings_ms=r.timings_ms)
 
 
 def cite(retriever: Retriever, r: Retrieval, pos: int, n: int) -> Cited:
@@ -166,7 +165,7 @@ def extractive(retriever: Retriever, r: Retrieval, question: str, top_k: int) ->
     citations = [cite(retriever, r, pos, n) for pos, n in numbers.items()]
     text = "".join(p if i == 0 or _CJK_END_RE.search(parts[i - 1][: parts[i - 1].rfind("[")]) else " " + p
                    for i, p in enumerate(parts))
-    return Answer(text, True, citations, timings_ms=r.timings_ms, retrieval=r)
+    return Answer(text, True, citations, timings_ms=r.timings_ms)
 
 
 def answer(retriever: Retriever, question: str, top_k: int = 5) -> Answer:

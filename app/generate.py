@@ -69,7 +69,7 @@ def finish(retriever: Retriever, r: Retrieval, question: str, top_k: int, text: 
     if not used:
         return fallback(retriever, r, question, top_k, "the model's answer cited no passage")
     citations = [cite(retriever, r, pos, n) for n, pos in enumerate(used, start=1)]
-    return Answer(body, True, citations, mode="llm", timings_ms=r.timings_ms, retrieval=r)
+    return Answer(body, True, citations, mode="llm", timings_ms=r.timings_ms)
 
 
 def fallback(retriever: Retriever, r: Retrieval, question: str, top_k: int, why: str) -> Answer:

@@ -38,10 +38,6 @@ class BM25:
         reps = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         return np.asarray(self.weights[:, cols] @ reps).ravel()
 
-    def matched(self, tokens: list[str]) -> list[str]:
-        """The question's tokens that occur somewhere in the corpus."""
-        return [t for t in tokens if t in self.terms]
-
 
 def build(docs: list[list[str]], k1: float = K1, b: float = B, epsilon: float = EPSILON) -> BM25:
     terms: dict[str, int] = {}
