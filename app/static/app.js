@@ -20,6 +20,7 @@ const STRINGS = {
     errStream: '回答中途断开了，请重试。',
     online: (p) => `在线 · ${p} 篇笔记`, offline: '服务离线', checking: '连接中…',
     modeExtractive: '摘录自笔记', modeLlm: '模型生成',
+    fellBack: '生成式回答暂不可用，下面是笔记原文摘录。',
   },
   en: {
     title: 'Notes Q&A', tagline: 'Answers from my machine-learning notes, with sources',
@@ -38,6 +39,7 @@ const STRINGS = {
     errStream: 'The answer was cut off. Please try again.',
     online: (p) => `Online · ${p} notes`, offline: 'Server offline', checking: 'Connecting…',
     modeExtractive: 'Quoted from the notes', modeLlm: 'Generated',
+    fellBack: 'The generative answer was unavailable; these are quotes from the notes.',
   },
 };
 
@@ -188,7 +190,12 @@ function renderAnswer(turn) {
     if (turn.ms != null) meta.push(turn.ms < 1000 ? Math.round(turn.ms) + ' ms' : (turn.ms / 1000).toFixed(1) + ' s');
     b.append(h('p', 'meta', meta.join(' · ')));
   }
-  if (turn.warning) b.append(h('p', 'warning', turn.warning));
+  if (turn.warning) {
+    // The server's reason is English; say it in the page's language and keep the reason as a tooltip.
+    const w = h('p', 'warning', T.fellBack);
+    w.title = turn.warning;
+    b.append(w);
+  }
   m.append(b);
   return m;
 }
