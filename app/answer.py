@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.retrieve import Retrieval, Retriever
-from ingest.segment import segment
+from ingest.segment import has_chinese, segment
 
 NOT_COVERED = {
     "zh": "我的笔记里没有涉及这个问题。",
@@ -20,7 +20,6 @@ MIN_CHARS = 100
 PASSAGE_FLOOR = 0.75
 # A sentence that asks something (often a post's title) does not answer anything.
 _QUESTION_RE = re.compile(r"[?？]\s*$")
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _CJK_END_RE = re.compile(r"[\u3400-\u9fff。！？；：，、）」』”]$")
 _WORDY_RE = re.compile(r"[\u3400-\u9fffA-Za-z]")
 # Stand-ins the blog export left for code and formulas: [代码], [公式], [Math].
@@ -60,7 +59,7 @@ class Answer:
 
 
 def language(text: str) -> str:
-    return "zh" if _CJK_RE.search(text) else "en"
+    return "zh" if has_chinese(text) else "en"
 
 
 def covered(r: Retrieval) -> bool:

@@ -1,7 +1,6 @@
 """Hybrid retrieval: a question -> BM25 and dense candidates -> one fused list of chunks, with evidence."""
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -12,7 +11,7 @@ import numpy as np
 from app.expand import expand
 from app.fuse import Hit, convex, ranked, rrf
 from ingest.embed import Embedder
-from ingest.segment import segment
+from ingest.segment import has_chinese, segment
 from ingest.store import Index
 
 CANDIDATES = 50
@@ -22,7 +21,6 @@ SAMPLE = 512
 # so they lean on the embedding; Chinese and mixed questions lean on both.
 ALPHA_CJK = 0.45
 ALPHA_LATIN = 0.7
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 METHODS = ("hybrid", "dense", "bm25", "rrf")
 
 
@@ -128,7 +126,7 @@ class Retriever:
         else:
             # Cosines of e5 crowd into a narrow band; measure each above the crowd.
             lifted = {i: max(0.0, c - floor) / max(1e-6, 1.0 - floor) for i, c in dense.items()}
-            scores = convex(bm25, lifted, ALPHA_CJK if _CJK_RE.search(question) else ALPHA_LATIN)
+            scores = convex(bm25, lifted, ALPHA_CJK if has_chinese(question) else ALPHA_LATIN)
         hits = ranked(scores, bm25, dense)[:k]
         # Fill in both evidence values for hits found by one side only.
         hits = [Hit(h.chunk, h.score, float(norm[h.chunk]), float(self.index.vectors[h.chunk] @ vector)) for h in hits]

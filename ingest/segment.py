@@ -22,6 +22,7 @@ SEGMENTER = "jieba-search"
 _ASCII = r"\d+(?:\.\d+)+|[A-Za-z0-9]+(?:[_\-][A-Za-z0-9]+)*[+#]*"
 _HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
 _TOKEN_RE = re.compile(f"({_ASCII})|({_HAN})")
+_HAN_RE = re.compile(_HAN)
 _lock = threading.Lock()
 
 
@@ -48,6 +49,10 @@ def dictionary_hash() -> str:
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def has_chinese(text: str) -> bool:
+    return _HAN_RE.search(text) is not None
 
 
 def segment(text: str) -> list[str]:
