@@ -20,7 +20,7 @@ MIN_CHARS = 100
 PASSAGE_FLOOR = 0.75
 # A sentence that asks something (often a post's title) does not answer anything.
 _QUESTION_RE = re.compile(r"[?？]\s*$")
-_CJK_END_RE = re.compile(r"[\u3400-\u9fff。！？；：，、）」』”]$")
+_CJK_END_RE = re.compile(r"(?:[\u3400-\u9fff][,.;:!?]?|[。！？；：，、）」』”])$")
 _WORDY_RE = re.compile(r"[\u3400-\u9fffA-Za-z]")
 # Stand-ins the blog export left for code and formulas: [代码], [公式], [Math].
 _PLACEHOLDER_RE = re.compile(r"\[(?:代码|公式|图片|Math|Code|Formula|Image)\]", re.I)
@@ -153,17 +153,17 @@ def extractive(retriever: Retriever, r: Retrieval, question: str, top_k: int) ->
     if not covered(r):
         return not_covered(question, r)
     numbers: dict[int, int] = {}
-    parts: list[str] = []
+    text, tight = "", True
     for pos, sid in choose_sentences(retriever, r, top_k):
         numbers.setdefault(pos, len(numbers) + 1)
         sentence = quote(retriever.index.sentences[sid])
-        # Chinese takes the marker right after its full stop; English after a space.
-        parts.append(f"{sentence}{'' if _CJK_END_RE.search(sentence) else ' '}[{numbers[pos]}]")
-    if not parts:
+        # Chinese runs on, the marker right after the full stop; English keeps spaces around it.
+        gap = "" if tight else " "
+        tight = _CJK_END_RE.search(sentence) is not None
+        text += f"{gap if text else ''}{sentence}{'' if tight else ' '}[{numbers[pos]}]"
+    if not text:
         return not_covered(question, r)
     citations = [cite(retriever, r, pos, n) for pos, n in numbers.items()]
-    text = "".join(p if i == 0 or _CJK_END_RE.search(parts[i - 1][: parts[i - 1].rfind("[")]) else " " + p
-                   for i, p in enumerate(parts))
     return Answer(text, True, citations, timings_ms=r.timings_ms)
 
 
