@@ -158,7 +158,7 @@ def extractive(retriever: Retriever, r: Retrieval, question: str, top_k: int) ->
         numbers.setdefault(pos, len(numbers) + 1)
         sentence = quote(retriever.index.sentences[sid])
         # Chinese runs on, the marker right after the full stop; English keeps spaces around it.
-        gap = "" if tight else " "
+        gap = "" if tight and has_chinese(sentence[:1]) else " "
         tight = _CJK_END_RE.search(sentence) is not None
         text += f"{gap if text else ''}{sentence}{'' if tight else ' '}[{numbers[pos]}]"
     if not text:
