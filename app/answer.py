@@ -76,24 +76,17 @@ def covered(r: Retrieval) -> bool:
 
 def _lexical(question_tokens: list[str], sentence: str, idf: dict[str, float]) -> float:
     """Share of the question's idf mass found in the sentence."""
-    total = sum(idf.get(t, 1.0) for t in question_tokens)
+    total = sum(idf[t] for t in question_tokens)
     if total <= 0:
         return 0.0
     words = set(segment(sentence))
-    return sum(idf.get(t, 1.0) for t in question_tokens if t in words) / total
-
-
-def _idf(retriever: Retriever, tokens: list[str]) -> dict[str, float]:
-    """Each question word's BM25 weight; a word the notes never use weighs as much as the rarest one."""
-    terms = retriever.index.bm25.terms
-    weights = retriever.term_weight
-    return {t: float(weights[terms[t]]) if t in terms else retriever.max_term_weight for t in tokens}
+    return sum(idf[t] for t in question_tokens if t in words) / total
 
 
 def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tuple[int, int]]:
     """(hit position, sentence id) of the 1-4 sentences that best answer the question, in reading order."""
     index = retriever.index
-    idf = _idf(retriever, r.tokens)
+    idf = retriever.weights(r.tokens)
     candidates: list[tuple[float, int, int, int]] = []
     seen: set[int] = set()
     for pos, hit in enumerate(r.hits[: min(3, top_k)]):

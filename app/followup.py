@@ -33,10 +33,10 @@ def by_rule(question: str, history: list[dict], retriever: Retriever) -> str:
     terms = retriever.index.bm25.terms
     here = set(segment(question))
     candidates = [t for t in dict.fromkeys(segment(previous)) if t in terms and t not in here]
-    weight = retriever.term_weight
     # Search mode also yields the parts of a compound (梯度, 检查点 beside 梯度检查点): keep the whole.
     candidates = [t for t in candidates if not any(t != o and t in o for o in candidates)]
-    keep = set(sorted(candidates, key=lambda t: -weight[terms[t]])[:KEY_TERMS])
+    weight = retriever.weights(candidates)
+    keep = set(sorted(candidates, key=lambda t: -weight[t])[:KEY_TERMS])
     key = [t for t in candidates if t in keep]
     return f"{' '.join(key)} {question}" if key else question
 

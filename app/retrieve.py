@@ -26,13 +26,11 @@ METHODS = ("hybrid", "dense", "bm25", "rrf")
 
 @dataclass
 class Retrieval:
-    question: str
     tokens: list[str]
     vector: np.ndarray
     hits: list[Hit]
-    # Evidence for abstention: the best cosine, how far it stands above the crowd,
+    # Evidence for abstention: how far the best cosine stands above the crowd,
     # and the share of the question's idf mass that the corpus knows.
-    top_cosine: float = 0.0
     cosine_margin: float = 0.0
     coverage: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -83,17 +81,23 @@ class Retriever:
         bm = index.bm25
         # The largest idf in the corpus stands in for a question word the corpus has never seen.
         idf_cols = np.asarray(bm.weights.max(axis=0).todense()).ravel() if bm.weights.shape[1] else np.zeros(0)
-        self.max_term_weight = float(idf_cols.max()) if len(idf_cols) else 1.0
-        self.term_weight = idf_cols
+        self._max_term_weight = float(idf_cols.max()) if len(idf_cols) else 1.0
+        self._term_weight = idf_cols
         # A fixed spread of chunks whose median cosine to a question is its "crowd" level.
         n = len(index.chunks)
         self._sample = index.vectors[np.linspace(0, n - 1, num=min(n, SAMPLE), dtype=np.int64)] if n else index.vectors
 
+    def weights(self, tokens: list[str]) -> dict[str, float]:
+        """Each word's largest BM25 weight; a word the notes never use weighs as much as the rarest one."""
+        terms = self.index.bm25.terms
+        return {t: float(self._term_weight[terms[t]]) if t in terms else self._max_term_weight for t in tokens}
+
     def _bm25_norm(self, tokens: list[str], raw: np.ndarray) -> tuple[np.ndarray, float]:
         """BM25 scores divided by what a chunk matching every question word would get, and the coverage."""
         terms = self.index.bm25.terms
-        known = sum(self.term_weight[terms[t]] for t in tokens if t in terms)
-        ceiling = known + self.max_term_weight * sum(t not in terms for t in tokens)
+        weight = self.weights(tokens)
+        ceiling = sum(weight[t] for t in tokens)
+        known = sum(weight[t] for t in tokens if t in terms)
         if ceiling <= 0:
             return np.zeros_like(raw), 0.0
         return raw / ceiling, known / ceiling
@@ -114,9 +118,8 @@ class Retriever:
         bm25 = {int(i): float(norm[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
         t3 = time.perf_counter()
 
-        top = max(dense.values(), default=0.0)
         floor = float(np.median(self._sample @ vector)) if len(self._sample) else 0.0
-        margin = top - floor
+        margin = max(dense.values(), default=0.0) - floor
         if method == "dense":
             scores = dense
         elif method == "bm25":
@@ -133,6 +136,6 @@ class Retriever:
         t4 = time.perf_counter()
         timings = {"segment": t1 - t0, "embed": t2 - t1, "search": t3 - t2, "fuse": t4 - t3}
         return Retrieval(
-            question, tokens, vector, hits, top, margin, coverage,
+            tokens, vector, hits, margin, coverage,
             {name: round(v * 1000, 2) for name, v in timings.items()},
         )
