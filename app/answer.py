@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.retrieve import Retrieval, Retriever
-from ingest.segment import has_chinese, segment
+from ingest.segment import has_chinese
 
 NOT_COVERED = {
     "zh": "我的笔记里没有涉及这个问题。",
@@ -74,12 +74,11 @@ def covered(r: Retrieval) -> bool:
     return r.cosine_margin + 0.08 * r.coverage >= 0.047
 
 
-def _lexical(question_tokens: list[str], sentence: str, idf: dict[str, float]) -> float:
-    """Share of the question's idf mass found in the sentence."""
+def _lexical(question_tokens: list[str], words: frozenset[str], idf: dict[str, float]) -> float:
+    """Share of the question's idf mass found among a sentence's words."""
     total = sum(idf[t] for t in question_tokens)
     if total <= 0:
         return 0.0
-    words = set(segment(sentence))
     return sum(idf[t] for t in question_tokens if t in words) / total
 
 
@@ -99,7 +98,7 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
                 continue
             seen.add(sid)
             sim = float(index.sentence_vectors[sid] @ r.vector)
-            score = sim + 0.15 * _lexical(r.tokens, text, idf) + 0.05 * prior
+            score = sim + 0.15 * _lexical(r.tokens, retriever.sentence_words(sid), idf) + 0.05 * prior
             candidates.append((score, pos, order, sid))
     if not candidates:
         return []

@@ -85,12 +85,20 @@ class Retriever:
         self._term_weight = idf_cols
         # A fixed spread of chunks whose median cosine to a question is its "crowd" level.
         n = len(index.chunks)
+        self._sentence_words: dict[int, frozenset[str]] = {}
         self._sample = index.vectors[np.linspace(0, n - 1, num=min(n, SAMPLE), dtype=np.int64)] if n else index.vectors
 
     def weights(self, tokens: list[str]) -> dict[str, float]:
         """Each word's largest BM25 weight; a word the notes never use weighs as much as the rarest one."""
         terms = self.index.bm25.terms
         return {t: float(self._term_weight[terms[t]]) if t in terms else self._max_term_weight for t in tokens}
+
+    def sentence_words(self, sid: int) -> frozenset[str]:
+        """The search tokens of one stored sentence, segmented once per loaded build."""
+        words = self._sentence_words.get(sid)
+        if words is None:
+            words = self._sentence_words[sid] = frozenset(segment(self.index.sentences[sid]))
+        return words
 
     def _bm25_norm(self, tokens: list[str], raw: np.ndarray) -> tuple[np.ndarray, float]:
         """BM25 scores divided by what a chunk matching every question word would get, and the coverage."""
