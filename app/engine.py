@@ -6,15 +6,16 @@ import threading
 from typing import Iterator
 
 from app.answer import Answer, extractive
+from app.batch import BatchedQueries, CachedQueries
 from app.followup import standalone
 from app.generate import generate, generate_stream
 from app.llm import ChatClient
-from app.retrieve import CachedQueries, Retrieval, Retriever
+from app.retrieve import Retrieval, Retriever
 from app.settings import Settings
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import IndexNotReady, NotesError
 from ingest.segment import segment
-from ingest.store import current_version, open_index
+from ingest.index import current_version, open_index
 
 log = logging.getLogger("app")
 
@@ -22,7 +23,8 @@ log = logging.getLogger("app")
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = CachedQueries(embedder or load_embedder(settings.embedder))
+        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
+        self.embedder = CachedQueries(BatchedQueries(embedder, settings.batch_size))
         self._retriever: Retriever | None = None
         self._error: NotesError | None = None
         self._seen: str | None = None

