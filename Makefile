@@ -38,8 +38,9 @@ test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m ingest.bench
-	$(BIN)/python -m app.bench
+	test -f indexes/CURRENT || $(BIN)/python -m ingest
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.serve
 
 eval: install
 	$(BIN)/python -m app.eval

