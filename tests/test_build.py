@@ -1,6 +1,7 @@
 """The real build(): incremental by content hash, crash-safe, locked, and clear about bad input."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -169,3 +170,19 @@ def test_past_the_threshold_the_dense_index_is_hnsw(copy: IngestSettings, embedd
     assert index.manifest["dense"]["type"] == "hnsw" and index.dense.hnsw.efSearch == store.HNSW_EF_SEARCH
     _, ids = index.dense.search(index.vectors[:1], 1)
     assert ids[0][0] == 0
+
+
+def test_hostile_files_are_reported_and_the_rest_indexed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_read import _write_hostile_corpus
+
+    _write_hostile_corpus(tmp_path / "corpus", tmp_path)
+    args = ["--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "indexes")]
+    assert ingest_main(args) == 0
+    out = capsys.readouterr().out
+    for name in ("huge-id.md", "deep-tags.md", "alias-bomb.md", "leak.md", "pipe.md"):
+        assert len([line for line in out.splitlines() if line.startswith(f"skipped {name}: ")]) == 1
+    index = store.open_index(tmp_path / "indexes")
+    assert list(index.posts) == ["good"] and "TOP SECRET" not in json.dumps([c.text for c in index.chunks])
+    assert sum(f.stat().st_size for f in store.builds_dir(tmp_path / "indexes").rglob("*")) < 5_000_000
+    assert ingest_main([*args, "--strict"]) == 1
+    assert "5 files skipped and --strict given" in capsys.readouterr().err
