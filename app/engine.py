@@ -8,7 +8,6 @@ import threading
 from typing import AsyncIterator
 
 from app.answer import Answer, extractive
-from app.errors import ModelBusy
 from app.followup import standalone
 from app.generate import generate, generate_stream
 from app.llm import ChatClient
@@ -91,8 +90,8 @@ class Engine:
 
     def check_model(self) -> None:
         """ModelBusy when every model slot is taken: refused up front, before a stream opens."""
-        if self.llm is not None and self.llm.busy:
-            raise ModelBusy(f"All {self.llm.concurrency} model slots are busy; try again in a moment.")
+        if self.llm is not None:
+            self.llm.check_free()
 
     async def retrieve(self, question: str, top_k: int, history: list[dict]) -> tuple[Retriever, Retrieval]:
         """Search with the standalone form of the question, on the build served right now."""

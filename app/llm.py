@@ -37,15 +37,15 @@ class ChatClient:
         self._calls = 0
         self._lock = threading.Lock()
 
-    @property
-    def busy(self) -> bool:
-        return self._calls >= self.concurrency
+    def check_free(self) -> None:
+        """ModelBusy when every slot is taken; a call refused now is better than one queued behind slow ones."""
+        if self._calls >= self.concurrency:
+            raise ModelBusy(f"All {self.concurrency} model slots are busy; try again in a moment.")
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
         with self._lock:
-            if self._calls >= self.concurrency:
-                raise ModelBusy(f"All {self.concurrency} model slots are busy; try again in a moment.")
+            self.check_free()
             self._calls += 1
         try:
             yield

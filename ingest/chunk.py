@@ -5,7 +5,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ingest.read import Post, heading
+from ingest.read import Post, atx_heading
 
 _FENCE_RE = re.compile(r"^\s{0,3}(```|~~~)")
 # A sentence ends at Chinese or English end punctuation (with any closing quotes or brackets),
@@ -95,7 +95,7 @@ def sections(text: str) -> list[tuple[str, list[str]]]:
             if not in_fence:
                 flush_block()
             continue
-        found = None if in_fence else heading(line)
+        found = None if in_fence else atx_heading(line)
         if found:
             flush_section()
             level, title = found

@@ -53,7 +53,7 @@ _FILE_KINDS = {
 }
 
 
-def heading(line: str) -> tuple[int, str] | None:
+def atx_heading(line: str) -> tuple[int, str] | None:
     """(level, text) of a Markdown ATX heading line such as "## 梯度检查点 ##", else None."""
     m = _HEADING_RE.fullmatch(line)
     if not m:
@@ -73,7 +73,7 @@ def valid_id(post_id: str) -> bool:
 def first_sentence(text: str, limit: int = 60) -> str:
     """The first heading, else the first sentence, cut at `limit` characters."""
     for line in text.split("\n"):
-        found = heading(line)
+        found = atx_heading(line)
         if found:
             return found[1][:limit]
     text = text.strip()

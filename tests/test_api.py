@@ -122,6 +122,7 @@ def test_malformed_requests_get_422_json(client: TestClient, body: bytes) -> Non
     [
         ('{"question": "caf\xe9"}'.encode("latin-1"), "The request body is not UTF-8 text."),
         (b'{"question":' + b"[" * 60_000, "The request body is nested too deeply to read."),  # issue 10, row 8
+        (b'{"question": "DDP", "top_k": ' + b"9" * 5000 + b"}", "There was an error parsing the body"),
     ],
 )
 def test_a_body_that_cannot_be_decoded_gets_400_json(client: TestClient, body: bytes, message: str) -> None:

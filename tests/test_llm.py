@@ -257,9 +257,8 @@ def test_a_client_that_disconnects_cancels_the_model_call(built, server_factory,
     server = server_factory(built.index_dir, llm_base_url=llm.url, llm_model="m", llm_timeout=60.0, llm_concurrency=1)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         with http.stream("POST", "/ask/stream", json=QUESTION) as r:
-            _first_token(lines := r.iter_lines())
-            hung_up = time.monotonic()
-        # Leaving the block closed the connection mid-answer.
+            _first_token(r.iter_lines())
+        hung_up = time.monotonic()  # the block closed the connection mid-answer
         assert llm.hung_up.wait(5), "the model call went on after the client left"
         assert time.monotonic() - hung_up < 5 and not llm.completed.is_set()
         llm.behaviour = "normal"  # and the model's one slot is free again

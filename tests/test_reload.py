@@ -67,7 +67,7 @@ def test_a_broken_first_build_is_a_503_with_its_reason(index_dir: Path, embedder
     store.publish(index_dir, copy_build(index_dir, served, "20990101T000000-broken", {"format_version": 1}))
     engine = make_engine(index_dir, embedder)
     with pytest.raises(Exception, match="cannot be loaded .KeyError"):
-        engine.retriever
+        _ = engine.retriever
 
 
 def test_a_broken_build_under_a_running_server_is_skipped_and_the_next_good_one_served(
