@@ -20,6 +20,12 @@ COPY corpus corpus
 USER notes
 RUN python -m ingest
 
+# The server binds 0.0.0.0 inside the container, but answers only requests addressed to these names:
+# the published port reached as localhost:8000 or 127.0.0.1:8000, and the health check below.
+# To serve other names, widen the list and set a key, for example:
+#   docker run -p 8000:8000 -e NOTES_ALLOWED_HOSTS=notes.example.lan,localhost,127.0.0.1 \
+#              -e NOTES_API_KEY=$(openssl rand -hex 24) notes-qa
+ENV NOTES_ALLOWED_HOSTS=localhost,127.0.0.1,[::1]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"

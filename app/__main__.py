@@ -12,7 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from app.main import create_app
-from app.settings import Settings
+from app.settings import LOOPBACK_HOSTS, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"index_dir": args.index, "host": args.host, "port": args.port}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.allowed_hosts == LOOPBACK_HOSTS:
+        logging.getLogger("app").warning(
+            "listening on %s, but only requests addressed to %s are answered; set NOTES_ALLOWED_HOSTS "
+            "to the names clients use, and NOTES_API_KEY", settings.host, ", ".join(LOOPBACK_HOSTS),
+        )
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0

@@ -1,10 +1,12 @@
 """The served index, embedder and model: loaded once, the index swapped when ingest publishes a newer build."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from dataclasses import replace
-from typing import Iterator
+from typing import AsyncIterator
 
 from app.answer import Answer, extractive
 from app.batch import BatchedQueries, CachedQueries
@@ -14,7 +16,7 @@ from app.llm import ChatClient
 from app.retrieve import Retrieval, Retriever
 from app.settings import Settings
 from ingest.embed import Embedder, EngineOptions, load_embedder
-from ingest.errors import IndexNotReady, NotesError
+from ingest.errors import IndexCorrupt, IndexNotReady, NotesError
 from ingest.index import current_version, open_index
 from ingest.segment import segment
 
@@ -37,8 +39,13 @@ class Engine:
         self._error: NotesError | None = None
         self._seen: str | None = None
         self._lock = threading.Lock()
+        # Why the build in CURRENT is not the one served, until a build loads again; for /healthz.
+        self.reload_error: str | None = None
         self.llm = (
-            ChatClient(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+            ChatClient(
+                settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout,
+                settings.llm_max_tokens, settings.llm_concurrency,
+            )
             if settings.llm_base_url and settings.llm_model
             else None
         )
@@ -58,22 +65,32 @@ class Engine:
         return retriever
 
     def reload(self) -> bool:
-        """Load the current build if it is not the one served; True when a new build was swapped in."""
+        """Load the current build if it is not the one served; True when a new build was swapped in.
+
+        Never raises: a build that cannot be loaded, for whatever reason, is logged once and skipped,
+        and the served build stays until CURRENT names one that loads.
+        """
         with self._lock:
-            version = current_version(self.settings.index_dir)
-            if version == self._seen and (self._retriever or self._error):
-                return False
-            self._seen = version
             try:
+                version = current_version(self.settings.index_dir)
+                if version == self._seen and (self._retriever or self._error):
+                    return False
+                self._seen = version
                 index = open_index(self.settings.index_dir, self.settings.embedder)
-            except NotesError as exc:
-                # Keep serving the build we have; report the problem only when there is none.
-                log.warning("index %s not loaded: %s", version, exc)
+                retriever = Retriever(index, self.embedder)
+            except Exception as exc:
+                # A hand-edited manifest fails with KeyError or TypeError as easily as with our own errors.
+                error = exc if isinstance(exc, NotesError) else IndexCorrupt(
+                    f"Index {self._seen} cannot be loaded ({type(exc).__name__}: {exc}). "
+                    "Rebuild it with `python -m ingest --full`."
+                )
+                log.warning("index %s not loaded: %s", self._seen, error)
+                self.reload_error = str(error)
                 if self._retriever is None:
-                    self._error = exc
+                    self._error = error
                 return False
-            self._retriever = Retriever(index, self.embedder)
-            self._error = None
+            self._retriever = retriever
+            self._error = self.reload_error = None
             log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
             return True
 
@@ -81,20 +98,28 @@ class Engine:
     def mode(self) -> str:
         return "llm" if self.llm else "extractive"
 
-    def retrieve(self, question: str, top_k: int, history: list[dict]) -> tuple[Retriever, Retrieval]:
+    def check_model(self) -> None:
+        """ModelBusy when every model slot is taken: refused up front, before a stream opens."""
+        if self.llm is not None:
+            self.llm.check_free()
+
+    async def retrieve(self, question: str, top_k: int, history: list[dict]) -> tuple[Retriever, Retrieval]:
         """Search with the standalone form of the question, on the build served right now."""
         retriever = self.retriever
-        return retriever, retriever.search(standalone(question, history, retriever, self.llm), k=top_k)
+        query = await standalone(question, history, retriever, self.llm)
+        return retriever, await asyncio.to_thread(retriever.search, query, top_k)
 
-    def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
-        retriever, r = self.retrieve(question, top_k, history)
+    async def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
+        retriever, r = await self.retrieve(question, top_k, history)
         if self.llm is None:
-            return extractive(retriever, r, question, top_k)
-        return generate(retriever, self.llm, r, question, top_k)
+            return await asyncio.to_thread(extractive, retriever, r, question, top_k)
+        return await generate(retriever, self.llm, r, question, top_k)
 
-    def stream(self, retriever: Retriever, r: Retrieval, question: str, top_k: int) -> Iterator[str | Answer]:
+    async def stream(self, retriever: Retriever, r: Retrieval, question: str, top_k: int) -> AsyncIterator[str | Answer]:
         """Text pieces as they are generated, then the final Answer; extractive mode yields only the Answer."""
         if self.llm is None:
-            yield extractive(retriever, r, question, top_k)
+            yield await asyncio.to_thread(extractive, retriever, r, question, top_k)
             return
-        yield from generate_stream(retriever, self.llm, r, question, top_k)
+        async with contextlib.aclosing(generate_stream(retriever, self.llm, r, question, top_k)) as items:
+            async for item in items:
+                yield item

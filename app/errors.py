@@ -2,13 +2,17 @@
 from ingest.errors import NotesError
 
 
-class BadRequest(NotesError):
-    """The client sent something the contract does not accept."""
+class UnsupportedMediaType(NotesError):
+    """A request body that is not declared as application/json."""
 
 
-class PayloadTooLarge(NotesError):
-    """The request body is over the size limit."""
+class Unauthorized(NotesError):
+    """NOTES_API_KEY is set and the request did not carry it."""
 
 
 class PostNotFound(NotesError):
     """No post with that id in the served index."""
+
+
+class ModelBusy(NotesError):
+    """Every model slot is taken; the client should try again shortly."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
 
-GLOSSARY = Path(__file__).resolve().parent.parent / "ingest" / "data" / "glossary.tsv"
+from ingest.segment import DATA_DIR
+
+GLOSSARY = DATA_DIR / "glossary.tsv"
 
 
 @lru_cache(maxsize=1)

@@ -41,13 +41,13 @@ def by_rule(question: str, history: list[dict], retriever: Retriever) -> str:
     return f"{' '.join(key)} {question}" if key else question
 
 
-def standalone(question: str, history: list[dict], retriever: Retriever, llm: ChatClient | None) -> str:
+async def standalone(question: str, history: list[dict], retriever: Retriever, llm: ChatClient | None) -> str:
     if not history:
         return question
     if llm is not None:
         turns = [{"role": t["role"], "content": t["content"][:1000]} for t in history[-6:]]
         try:
-            rewritten = llm.complete([{"role": "system", "content": REWRITE}, *turns, {"role": "user", "content": question}])
+            rewritten = await llm.complete([{"role": "system", "content": REWRITE}, *turns, {"role": "user", "content": question}])
         except LLMError:
             return by_rule(question, history, retriever)
         rewritten = rewritten.strip().strip('"“”')

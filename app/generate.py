@@ -5,10 +5,13 @@ When the model's answer keeps no valid marker, the extractive answer is returned
 """
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Iterator
+import unicodedata
+from typing import AsyncIterator
 
 from app.answer import NOT_COVERED, Answer, cite, covered, extractive, language, not_covered
+from app.errors import ModelBusy
 from app.llm import ChatClient, LLMError
 from app.retrieve import Retrieval, Retriever
 
@@ -20,18 +23,31 @@ Rules:
 3. After every sentence or claim, put the number of the passage that supports it in square brackets, like [1] or [2]. Cite only numbers of passages you were given.
 4. If the passages do not answer the question, reply with exactly this and nothing else: {refusal}"""
 _MARKER_RE = re.compile(r"(\s*)\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
-_TAG_RE = re.compile(r"<(/?)(passage)", re.I)
+# Matched on NFKC text without format characters, so that "＜/passage＞", "< /passage>" and
+# "</pas\u200dsage>" are all caught: a model reads them all as the closing tag.
+_TAG_RE = re.compile(r"<(\s*/?\s*passage)", re.I)
+_QUESTION_LINE_RE = re.compile(r"^([ \t]*)(question|问题)([ \t]*:)", re.I | re.M)
 
 
 def _quoted(text: str) -> str:
-    """Note text cannot close its own passage tag and speak outside it."""
-    return _TAG_RE.sub(r"‹\1\2", text)
+    """Note text, made unable to end its passage, pose as the question, or cite: data, never prompt."""
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")  # zero-width joiners and the like
+    text = unicodedata.normalize("NFKC", text)
+    text = _TAG_RE.sub(r"‹\1", text)
+    text = _QUESTION_LINE_RE.sub(r"\1> \2\3", text)
+    # The note's own "[1]" would read as a citation of passage 1; fullwidth brackets are no marker.
+    return _MARKER_RE.sub(lambda m: f"{m.group(1)}［{m.group(2)}］", text)
+
+
+def _attribute(title: str) -> str:
+    """A title quoted for the passage tag: one line, no quote mark or angle bracket to end the tag early."""
+    return " ".join(_quoted(title).split()).translate(str.maketrans({'"': "'", "<": "‹", ">": "›"}))
 
 
 def messages(question: str, passages: list[tuple[str, str]]) -> list[dict]:
     """The chat request: rules in the system message, the passages as numbered quoted data, then the question."""
     blocks = "\n\n".join(
-        f'<passage id="{n}" title="{_quoted(title).replace(chr(34), chr(39))}">\n{_quoted(text)}\n</passage>'
+        f'<passage id="{n}" title="{_attribute(title)}">\n{_quoted(text)}\n</passage>'
         for n, (title, text) in enumerate(passages, start=1)
     )
     user = (
@@ -84,29 +100,32 @@ def _prompt(retriever: Retriever, r: Retrieval, question: str, top_k: int) -> li
     return messages(question, [(c.title, c.text) for c in chunks])
 
 
-def generate(retriever: Retriever, llm: ChatClient, r: Retrieval, question: str, top_k: int) -> Answer:
+async def generate(retriever: Retriever, llm: ChatClient, r: Retrieval, question: str, top_k: int) -> Answer:
+    """The model's answer, validated; ModelBusy goes up to become a 503, any other failure falls back."""
     if not covered(r):
         return not_covered(question, r)
     try:
-        text = llm.complete(_prompt(retriever, r, question, top_k))
+        text = await llm.complete(_prompt(retriever, r, question, top_k))
     except LLMError as exc:
         return fallback(retriever, r, question, top_k, str(exc))
     return finish(retriever, r, question, top_k, text)
 
 
-def generate_stream(
+async def generate_stream(
     retriever: Retriever, llm: ChatClient, r: Retrieval, question: str, top_k: int
-) -> Iterator[str | Answer]:
-    """Text pieces as the model writes them, then the validated Answer last."""
+) -> AsyncIterator[str | Answer]:
+    """Text pieces as the model writes them, unvalidated, then the validated Answer last."""
     if not covered(r):
         yield not_covered(question, r)
         return
     pieces: list[str] = []
     try:
-        for piece in llm.stream(_prompt(retriever, r, question, top_k)):
-            pieces.append(piece)
-            yield piece
-    except LLMError as exc:
+        async with contextlib.aclosing(llm.stream(_prompt(retriever, r, question, top_k))) as stream:
+            async for piece in stream:
+                pieces.append(piece)
+                yield piece
+    except (LLMError, ModelBusy) as exc:
+        # The stream has started, so a busy model can no longer be a 503: say so and quote the notes.
         yield fallback(retriever, r, question, top_k, str(exc))
         return
     yield finish(retriever, r, question, top_k, "".join(pieces))

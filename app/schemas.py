@@ -76,6 +76,9 @@ class Health(BaseModel):
     chunks: int
     embedder: str
     mode: Literal["extractive", "llm"] = "extractive"
+    last_reload_error: str | None = Field(
+        None, description="why the build named in indexes/CURRENT is not served, until one loads again"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -85,3 +88,7 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# Error statuses the API routes may answer, all with ErrorResponse; for OpenAPI.
+ERROR_RESPONSES: dict[int | str, dict] = {s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 415, 422, 503)}

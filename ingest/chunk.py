@@ -5,9 +5,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ingest.read import Post
+from ingest.read import Post, atx_heading
 
-_HEADING_RE = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE_RE = re.compile(r"^\s{0,3}(```|~~~)")
 # A sentence ends at Chinese or English end punctuation (with any closing quotes or brackets),
 # or at '.' before a space, unless the '.' numbers a list item ("1. ").
@@ -96,11 +95,11 @@ def sections(text: str) -> list[tuple[str, list[str]]]:
             if not in_fence:
                 flush_block()
             continue
-        heading = None if in_fence else _HEADING_RE.match(line)
-        if heading:
+        found = None if in_fence else atx_heading(line)
+        if found:
             flush_section()
-            level = len(heading.group(1))
-            path = [(lv, h) for lv, h in path if lv < level] + [(level, heading.group(2))]
+            level, title = found
+            path = [(lv, h) for lv, h in path if lv < level] + [(level, title)]
         elif not in_fence and not line.strip():
             flush_block()
         else:

@@ -107,6 +107,8 @@ def _existing(corpus_dir: Path) -> dict[str, Excerpt]:
     """Posts an earlier import wrote, by id, so a re-import updates them in place."""
     found: dict[str, Excerpt] = {}
     for path in sorted(corpus_dir.glob("*.md")):
+        if not _regular(path):
+            continue
         try:
             meta, body = split_front_matter(path.read_text("utf-8"))
         except (OSError, UnicodeDecodeError, BadPost):
@@ -115,6 +117,11 @@ def _existing(corpus_dir: Path) -> dict[str, Excerpt]:
             tags = meta.get("tags") or [None]
             found[path.stem] = Excerpt(body.strip(), meta.get("date") and str(meta["date"]), tags[0])
     return found
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, not a symlink: reading a FIFO would block, a symlink may lead out of the corpus."""
+    return path.is_file() and not path.is_symlink()
 
 
 def _write_atomic(path: Path, content: str) -> None:
@@ -149,6 +156,6 @@ def import_snapshots(files: list[Path], corpus_dir: Path) -> dict[str, int]:
             existing[post_id] = ex
         path = corpus_dir / f"{post_id}.md"
         content = render(post_id, ex)
-        if not path.exists() or path.read_text("utf-8") != content:
+        if not _regular(path) or path.read_text("utf-8") != content:
             _write_atomic(path, content)
     return counts

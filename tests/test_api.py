@@ -106,7 +106,7 @@ BAD_BODIES = [
     b'"just a string"',
     b"{not json",
     b"",
-    '{"question": "caf\xe9"}'.encode("latin-1"),
+    b'{"question": ' + b"[" * 900 + b"]" * 900 + b"}",  # parses, and is too deep for a naive error encoder
 ]
 
 
@@ -115,6 +115,19 @@ def test_malformed_requests_get_422_json(client: TestClient, body: bytes) -> Non
     r = client.post("/ask", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "invalid_request" and r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"question": "caf\xe9"}'.encode("latin-1"), "The request body is not UTF-8 text."),
+        (b'{"question":' + b"[" * 60_000, "The request body is nested too deeply to read."),  # issue 10, row 8
+        (b'{"question": "DDP", "top_k": ' + b"9" * 5000 + b"}", "There was an error parsing the body"),
+    ],
+)
+def test_a_body_that_cannot_be_decoded_gets_400_json(client: TestClient, body: bytes, message: str) -> None:
+    r = client.post("/ask", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json() == {"error": {"code": "invalid_request", "message": message}}
 
 
 def test_bad_search_parameters_get_422(client: TestClient) -> None:

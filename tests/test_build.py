@@ -234,3 +234,19 @@ def test_links_planted_as_the_lock_or_the_pointer_are_never_followed(copy: Inges
     (copy.index_dir / "CURRENT").unlink()
     (copy.index_dir / "CURRENT").symlink_to(victim)
     assert current_version(copy.index_dir) is None
+
+
+def test_hostile_files_are_reported_and_the_rest_indexed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_read import _write_hostile_corpus
+
+    _write_hostile_corpus(tmp_path / "corpus", tmp_path)
+    args = ["--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "indexes")]
+    assert ingest_main(args) == 0
+    out = capsys.readouterr().out
+    for name in ("huge-id.md", "deep-tags.md", "alias-bomb.md", "leak.md", "pipe.md"):
+        assert len([line for line in out.splitlines() if line.startswith(f"skipped {name}: ")]) == 1
+    index = open_index(tmp_path / "indexes")
+    assert list(index.posts) == ["good"] and "TOP SECRET" not in json.dumps([c.text for c in index.chunks])
+    assert sum(f.stat().st_size for f in builds_dir(tmp_path / "indexes").rglob("*")) < 5_000_000
+    assert ingest_main([*args, "--strict"]) == 1
+    assert "5 files skipped and --strict given" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Feed snapshots -> corpus posts: exactly the 36 distinct posts of the seeds, idempotently."""
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,15 @@ def test_a_file_that_is_not_a_snapshot_is_refused(tmp_path: Path, capsys: pytest
     (tmp_path / "x.txt").write_text("hello", "utf-8")
     assert ingest_main(["--corpus", str(tmp_path / "c"), "import", str(tmp_path / "x.txt")]) == 1
     assert "LATEST UPDATES" in capsys.readouterr().err
+
+
+def test_import_skips_fifos_and_symlinks_in_the_corpus(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    import_snapshots(seeds[:1], corpus)
+    first = sorted(corpus.glob("*.md"))[0]
+    first.unlink()
+    os.mkfifo(first)  # where the importer will write, and reads first to compare
+    os.mkfifo(corpus / "a-fifo.md")
+    (corpus / "leak.md").symlink_to(tmp_path / "outside.md")
+    counts = import_snapshots(seeds, corpus)  # returns instead of blocking on a FIFO
+    assert sum(counts.values()) == 36 and first.is_file()

@@ -158,9 +158,11 @@ STREAMED = "梯度检查点用重新计算换显存，只保存一部分激活�
 # Every piece of text the streaming bubble gets, recorded as it is added: deterministic whatever the chunking.
 RECORD_STREAM = """() => {
   window.__streamed = [];
+  window.__drafts = [];
   new MutationObserver((records) => {
     for (const r of records) for (const n of r.addedNodes) {
       if (n.nodeType === 3 && n.parentElement && n.parentElement.closest('.msg.streaming')) window.__streamed.push(n.data);
+      if (n.nodeType === 1 && n.matches('.msg.streaming')) window.__drafts.push(n.querySelector('.provisional').textContent);
     }
   }).observe(document.getElementById('messages'), { childList: true, subtree: true });
 }"""
@@ -193,6 +195,8 @@ def test_llm_mode_streams_then_shows_the_validated_answer(page: Page, built, ser
         # The raw model text was shown piece by piece before `done` replaced it, markers and all.
         streamed = page.evaluate("window.__streamed")
         assert len(streamed) > 3 and "".join(streamed) == STREAMED
+        # ...under a label that says it is a draft until the citations are checked.
+        assert page.evaluate("window.__drafts") == ["草稿：核对引用后会换成正式回答"]
         bot.locator("button.chip").first.click()
         expect(page.locator("#passage .passage-title")).to_contain_text("梯度检查点")
     finally:
@@ -268,6 +272,63 @@ def test_server_down_shows_error(page: Page, built, server_factory) -> None:
     expect(error).to_contain_text("连不上服务器")
     expect(page.locator("textarea#question")).to_be_enabled()
     expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+
+
+def test_with_an_api_key_the_page_asks_once_and_keeps_it_for_the_tab(page: Page, built, server_factory) -> None:
+    server = server_factory(built.index_dir, api_key="page-key-123")
+    page.goto(server.url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")  # /healthz needs no key
+    q = page.locator("textarea#question")
+    q.fill("为什么需要梯度检查点?")
+    q.press("Enter")
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("h2")).to_have_text("这个服务需要访问密钥")
+    page.locator("#key-input").fill("page-key-123")
+    page.locator("#key-input").press("Enter")
+    bot = page.locator("#messages .msg.bot")
+    expect(bot).to_have_count(1)
+    expect(bot.locator("button.chip").first).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('notes-qa-key')") == "page-key-123"
+    assert page.evaluate("localStorage.getItem('notes-qa-key')") is None  # not kept past the tab
+
+    page.reload()
+    with page.expect_request(lambda r: r.url.endswith("/ask")) as sent:
+        ask(page, "DDP 是怎么同步梯度的?")
+    assert sent.value.headers["authorization"] == "Bearer page-key-123"
+    expect(dialog).to_be_hidden()  # asked once
+    # A note opened from the passage still arrives, though a plain navigation would carry no key.
+    page.locator("#messages .msg.bot").last.locator("button.chip").first.click()
+    with page.context.expect_page() as opened:
+        page.locator("#passage a.passage-link").click()
+    expect(opened.value.locator("main.note h1")).not_to_be_empty()
+
+
+def test_a_wrong_key_is_an_error_and_cancelling_asks_nothing(page: Page, built, server_factory) -> None:
+    server = server_factory(built.index_dir, api_key="page-key-123")
+    page.goto(server.url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    page.locator("textarea#question").fill("为什么需要梯度检查点?")
+    page.locator("textarea#question").press("Enter")
+    page.locator("#key-input").fill("wrong")
+    page.locator("#key-input").press("Enter")
+    expect(page.locator("#messages .msg.error")).to_contain_text("需要正确的访问密钥")
+    page.locator("#messages .msg.error button.retry").click()
+    page.locator("#key-cancel").click()
+    expect(page.locator("#messages .msg.error")).to_contain_text("需要正确的访问密钥")
+    expect(page.locator("textarea#question")).to_be_enabled()
+
+
+def test_docs_render_from_this_server_only(page: Page, live_server) -> None:
+    requests: list[str] = []
+    console: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.goto(live_server.url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Notes QA")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    assert requests and all(url.startswith(live_server.url) for url in requests), requests
+    assert not [c for c in console if "Content Security Policy" in c], console
 
 
 @pytest.mark.parametrize("name, width, height", [("screenshot.png", 1280, 800), ("screenshot-mobile.png", 375, 740)])

@@ -21,6 +21,9 @@ const STRINGS = {
     online: (p) => `在线 · ${p} 篇笔记`, offline: '服务离线', checking: '连接中…',
     modeExtractive: '摘录自笔记', modeLlm: '模型生成',
     fellBack: '生成式回答暂不可用，下面是笔记原文摘录。',
+    provisional: '草稿：核对引用后会换成正式回答',
+    keyTitle: '这个服务需要访问密钥', keyLabel: '访问密钥（NOTES_API_KEY）', keyCancel: '取消', keySave: '使用这个密钥',
+    errKey: '需要正确的访问密钥才能提问。',
   },
   en: {
     title: 'Notes Q&A', tagline: 'Answers from my machine-learning notes, with sources',
@@ -40,12 +43,16 @@ const STRINGS = {
     online: (p) => `Online · ${p} notes`, offline: 'Server offline', checking: 'Connecting…',
     modeExtractive: 'Quoted from the notes', modeLlm: 'Generated',
     fellBack: 'The generative answer was unavailable; these are quotes from the notes.',
+    provisional: 'Draft: replaced once its citations are checked',
+    keyTitle: 'This server needs its access key', keyLabel: 'Access key (NOTES_API_KEY)', keyCancel: 'Cancel',
+    keySave: 'Use this key', errKey: 'A valid access key is needed to ask.',
   },
 };
 
 const LANG = /^zh/i.test(navigator.language || '') ? 'zh' : 'en';
 const T = STRINGS[LANG];
 const STORE_KEY = 'notes-qa-history';
+const KEY_STORE = 'notes-qa-key'; // sessionStorage: the access key lives as long as the tab
 const MAX_TURNS = 50;
 const TIMEOUT_MS = 120000;
 const MAX_HISTORY = 10; // turns sent with a question, oldest first
@@ -200,13 +207,14 @@ function renderAnswer(turn) {
   return m;
 }
 
-/** The bot message while a generative answer streams in: raw model text, plain text only. */
+/** The bot message while a generative answer streams in: raw model text, plain text only, marked as a
+ * draft: the server has not checked its citations yet, and its final answer replaces it. */
 function renderStreaming() {
   const m = h('div', 'msg bot streaming');
   m.setAttribute('aria-busy', 'true');
   m.append(h('span', 'sr-only', T.bot + ': '));
   const b = h('div', 'bubble');
-  b.append(h('p', 'answer'));
+  b.append(h('p', 'answer'), h('p', 'provisional', T.provisional));
   m.append(b);
   return m;
 }
@@ -339,11 +347,58 @@ function historyBefore(turn) {
   return out.slice(-MAX_HISTORY);
 }
 
+// ---------- access key (servers that set NOTES_API_KEY) ----------
+function authHeaders() {
+  let key = null;
+  try { key = sessionStorage.getItem(KEY_STORE); } catch { /* storage disabled */ }
+  return key ? { Authorization: 'Bearer ' + key } : {};
+}
+
+/** Ask the reader for the server's access key; resolves true when one was given. */
+function askKey() {
+  const dialog = $('#key-dialog');
+  const input = $('#key-input');
+  input.value = '';
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      const key = dialog.returnValue === 'ok' ? input.value.trim() : '';
+      if (key) { try { sessionStorage.setItem(KEY_STORE, key); } catch { /* storage disabled */ } }
+      resolve(Boolean(key));
+    }, { once: true });
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+/** A navigation carries no Authorization header: with a key, fetch the note and write it into the new tab. */
+async function openNoteWithKey(e) {
+  const a = e.target.closest('a.passage-link, a.source-link');
+  const auth = authHeaders();
+  if (!a || !auth.Authorization) return;
+  e.preventDefault();
+  const w = window.open('', '_blank');
+  if (!w) return;
+  try {
+    const res = await fetch(a.getAttribute('href'), { headers: { Accept: 'text/html', ...auth } });
+    if (!res.ok) throw new Error(await errorFrom(res));
+    const html = await res.text();
+    w.document.open();
+    w.document.write(html); // the server's escaped note page, the same bytes a navigation would get
+    w.document.close();
+  } catch (err) {
+    w.document.body.textContent = str(err.message) || T.errServer;
+  }
+}
+
 async function post(path, payload, signal, accept) {
-  const res = await fetch(path, {
-    method: 'POST', headers: { 'Content-Type': 'application/json', Accept: accept },
+  const send = () => fetch(path, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Accept: accept, ...authHeaders() },
     body: JSON.stringify(payload), signal,
   });
+  let res = await send();
+  if (res.status === 401 && await askKey()) res = await send();
+  if (res.status === 401) throw new Error(T.errKey);
   if (!res.ok) throw new Error(await errorFrom(res));
   return res;
 }
@@ -497,6 +552,8 @@ function init() {
     if (chip === activeChip && !els.passage.hidden) hidePassage(); else showPassage(chip);
   });
   $('#passage-close').addEventListener('click', () => hidePassage());
+  $('#key-cancel').addEventListener('click', () => $('#key-dialog').close('cancel'));
+  document.addEventListener('click', openNoteWithKey);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') hidePassage(); });
   els.clear.addEventListener('click', () => {
     if (busy) return;
