@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from ingest import bm25, store
+from ingest import bm25, extras, store
 from ingest.chunk import Chunk, chunk, split_sentences
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
@@ -150,9 +150,10 @@ def build(
             embedder, sentences, [text_hash(t) for t in sentences], prev_sentences, settings.batch_size * 4, "sentences"
         )
         weights = bm25.build([segment(c.context) for c in chunks])
+        mined = extras.mine(posts, list(weights.terms), embedder, settings.corpus_dir, prev and prev.extras)
         path = store.write_build(
             settings.index_dir, posts, chunks, hashes, vectors, weights, sentences, sentence_vectors, chunk_sentences,
-            _settings_record(settings, embedder.name, embedder.dim), settings.hnsw_threshold,
+            _settings_record(settings, embedder.name, embedder.dim), settings.hnsw_threshold, mined,
         )
         store.publish(settings.index_dir, path.name)
         store.prune(settings.index_dir, settings.keep_builds)

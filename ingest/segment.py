@@ -76,6 +76,11 @@ def segment(text: str) -> list[str]:
     return tokens
 
 
+def words(text: str) -> list[str]:
+    """jieba's plain word split with the user dictionary, punctuation and all: for mining terms, not for search."""
+    return _jieba().lcut(unicodedata.normalize("NFKC", text))
+
+
 def mine_terms(texts: list[str], min_count: int = 1) -> list[tuple[str, str]]:
     """Candidate user-dictionary terms: a Chinese term glossed by English in brackets, as in 感受野(Receptive Field).
 

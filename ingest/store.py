@@ -5,7 +5,8 @@ indexes/
   .lock                   held by the ingest that is writing
   builds/<version>/       manifest.json (written last), posts.json, chunks.json,
                           vectors.npy, dense.faiss, bm25.npz, bm25_terms.json,
-                          sentences.json, sentence_vectors.npy (for extractive answers)
+                          sentences.json, sentence_vectors.npy (for extractive answers),
+                          extras.json (what retrieval mined from the corpus at ingest)
 Everything is JSON, NumPy or FAISS data; nothing is pickled.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -40,7 +41,7 @@ BUILDS = "builds"
 HNSW_EF_SEARCH = 256
 FILES = (
     "posts.json", "chunks.json", "vectors.npy", "dense.faiss", "bm25.npz", "bm25_terms.json",
-    "sentences.json", "sentence_vectors.npy",
+    "sentences.json", "sentence_vectors.npy", "extras.json",
 )
 _CHUNK_FIELDS = set(Chunk.__dataclass_fields__)
 
@@ -62,6 +63,8 @@ class Index:
     sentences: list[str]
     sentence_vectors: np.ndarray
     chunk_sentences: list[list[int]]
+    # JSON data that retrieval mined from the corpus at ingest (extras.json); {} for a build without it.
+    extras: dict = field(default_factory=dict)
 
     @property
     def embedder(self) -> str:
@@ -136,6 +139,7 @@ def write_build(
     chunk_sentences: list[list[int]],
     manifest: dict,
     hnsw_threshold: int,
+    extras: dict | None = None,
 ) -> Path:
     """Write a complete build under a temporary name, verify it, then give it its final name."""
     version = new_version()
@@ -158,6 +162,7 @@ def write_build(
         os.fsync(f.fileno())
     terms = sorted(bm25.terms, key=bm25.terms.__getitem__)
     _write_json(tmp / "bm25_terms.json", terms)
+    _write_json(tmp / "extras.json", extras or {})
     manifest = {
         **manifest,
         "format_version": FORMAT_VERSION,
@@ -268,6 +273,7 @@ def load_build(path: Path) -> Index:
     except (OSError, ValueError, RuntimeError) as exc:
         raise IndexCorrupt(f"Cannot read the index in {path}: {exc}. Rebuild with `python -m ingest --full`.") from None
     terms = _read_json(path / "bm25_terms.json")
+    extras = _read_json(path / "extras.json") if "extras.json" in manifest["files"] else {}
     n, dim = len(chunks), manifest["embedder"]["dim"]
     if (
         vectors.shape != (n, dim)
@@ -280,7 +286,7 @@ def load_build(path: Path) -> Index:
     bm25 = BM25({t: i for i, t in enumerate(terms)}, weights, p["k1"], p["b"], p["epsilon"])
     return Index(
         manifest["version"], manifest, posts, chunks, [r["hash"] for r in rows], vectors, dense, bm25,
-        sentences, sentence_vectors, [r["sentences"] for r in rows],
+        sentences, sentence_vectors, [r["sentences"] for r in rows], extras,
     )
 
 

@@ -1,0 +1,23 @@
+"""What retrieval mines from a corpus at ingest: posts, BM25 vocabulary, embedder -> extras.json data.
+
+Two parts: the cross-lingual bridge (ingest/bridge.py) and the abstention probes (ingest/probes.py).
+Kept out of build.py so that the index format only needs to carry one JSON file for them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest import bridge, probes
+from ingest.embed import Embedder
+from ingest.read import Post
+from ingest.segment import words
+
+BRIDGE_FILE = "bridge.tsv"
+
+
+def mine(posts: list[Post], vocabulary: list[str], embedder: Embedder, corpus_dir: Path, previous: dict | None) -> dict:
+    """{"bridge": ..., "probes": ...}; a user's own pairs are read from `<corpus>/bridge.tsv` when it exists."""
+    return {
+        "bridge": bridge.mine([p.text for p in posts], vocabulary, corpus_dir / BRIDGE_FILE, words),
+        "probes": probes.record(embedder, (previous or {}).get("probes")),
+    }
