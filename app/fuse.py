@@ -1,7 +1,13 @@
-"""Fuse BM25 and dense results into one ranking: scored candidates -> ranked list. Pure functions, no I/O."""
+"""Fuse BM25 and dense candidates into one ranking: scored candidates + a policy -> ranked hits. Pure, no I/O.
+
+Each side is first put on a common [0, 1] scale (the normalisers), then combined by the policy of the
+question's language: a convex combination (the served hybrid) or reciprocal rank fusion.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ingest.segment import has_chinese
 
 
 @dataclass(frozen=True)
@@ -10,6 +16,47 @@ class Hit:
     score: float
     bm25: float = 0.0
     dense: float = 0.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How much each side counts; the weights need not add up to 1."""
+
+    dense: float
+    bm25: float
+
+
+# Chosen on the development benchmark's `tune` questions with `python -m bench.eval` (docs/benchmarks.md).
+# English questions over Chinese notes share few words with them, even through the bridge, so they lean
+# on the embedding; questions with Chinese in them lean on both.
+CJK = Policy(dense=0.8, bm25=0.3)
+LATIN = Policy(dense=0.6, bm25=0.4)
+
+
+def policy_for(question: str) -> Policy:
+    return CJK if has_chinese(question) else LATIN
+
+
+def lift(cosines: dict[int, float], floor: float) -> dict[int, float]:
+    """Cosines measured above the corpus's crowd level `floor`, as a share of the room above it; below it, 0.
+
+    e5 cosines crowd into a narrow band (0.75-0.95), so the raw value says little until the crowd is removed.
+    """
+    room = max(1e-6, 1.0 - floor)
+    return {i: max(0.0, c - floor) / room for i, c in cosines.items()}
+
+
+def over_ceiling(scores: dict[int, float], ceiling: float) -> dict[int, float]:
+    """BM25 scores as a share of `ceiling`, what one chunk holding every question term would score."""
+    if ceiling <= 0:
+        return {i: 0.0 for i in scores}
+    return {i: s / ceiling for i, s in scores.items()}
+
+
+def convex(bm25: dict[int, float], dense: dict[int, float], policy: Policy) -> dict[int, float]:
+    """policy.dense * dense + policy.bm25 * bm25, both already normalised; a missing score counts 0."""
+    items = set(bm25) | set(dense)
+    return {i: policy.dense * dense.get(i, 0.0) + policy.bm25 * bm25.get(i, 0.0) for i in items}
 
 
 def rrf(rankings: list[list[int]], weights: list[float] | None = None, k: int = 60) -> dict[int, float]:
@@ -22,16 +69,14 @@ def rrf(rankings: list[list[int]], weights: list[float] | None = None, k: int = 
     return fused
 
 
-def convex(bm25: dict[int, float], dense: dict[int, float], alpha: float) -> dict[int, float]:
-    """alpha * dense + (1 - alpha) * bm25, both already normalised to [0, 1]; a missing score counts 0."""
-    items = set(bm25) | set(dense)
-    return {i: alpha * dense.get(i, 0.0) + (1 - alpha) * bm25.get(i, 0.0) for i in items}
+def by_score(scores: dict[int, float]) -> list[int]:
+    """Items best first; ties go to the lower number."""
+    return sorted(scores, key=lambda i: (-scores[i], i))
 
 
 def ranked(scores: dict[int, float], bm25: dict[int, float], dense: dict[int, float]) -> list[Hit]:
     """Hits best first; ties go to the lower chunk number so results are deterministic."""
-    order = sorted(scores, key=lambda i: (-scores[i], i))
-    return [Hit(i, scores[i], bm25.get(i, 0.0), dense.get(i, 0.0)) for i in order]
+    return [Hit(i, scores[i], bm25.get(i, 0.0), dense.get(i, 0.0)) for i in by_score(scores)]
 
 
 def distinct_posts_first(hits: list[Hit], post_of: list[str]) -> list[Hit]:
