@@ -13,6 +13,7 @@ from app.expand import Query, query
 from app.fuse import Hit
 from ingest import probes
 from ingest.embed import Embedder
+from ingest.chunk import Chunk
 from ingest.segment import segment
 from ingest.store import Index
 
@@ -28,7 +29,7 @@ class Candidates:
     query: Query
     vector: np.ndarray
     dense: dict[int, float]  # cosine of each dense candidate
-    bm25: dict[int, float]  # BM25 of each lexical candidate, over the question's ceiling
+    bm25: dict[int, float]  # BM25 of each lexical candidate
     floor: float  # the corpus's crowd cosine for this question
     coverage: float  # share of the question's BM25 weight the corpus knows
 
@@ -84,7 +85,15 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return idx[np.lexsort((idx, -scores[idx]))]
 
 
-def fused(c: Candidates, method: str, policy: fuse.Policy) -> dict[int, float]:
+def openers(chunks: list[Chunk]) -> frozenset[int]:
+    """The chunks that open a post or a section of it."""
+    return frozenset(
+        i for i, c in enumerate(chunks)
+        if c.ord == 0 or chunks[i - 1].post_id != c.post_id or chunks[i - 1].heading != c.heading
+    )
+
+
+def fused(c: Candidates, method: str, policy: fuse.Policy, opening: frozenset[int] = frozenset()) -> dict[int, float]:
     """One score per candidate chunk: the policy's convex combination, or one side, or plain RRF."""
     if method == "dense":
         return c.dense
@@ -92,7 +101,8 @@ def fused(c: Candidates, method: str, policy: fuse.Policy) -> dict[int, float]:
         return c.bm25
     if method == "rrf":
         return fuse.rrf([fuse.by_score(c.dense), fuse.by_score(c.bm25)])
-    return fuse.convex(c.bm25, fuse.lift(c.dense, c.floor), policy)
+    combined = fuse.convex(fuse.over_best(c.bm25), fuse.lift(c.dense, c.floor), policy)
+    return fuse.lead(combined, opening, policy.lead)
 
 
 class Retriever:
@@ -109,6 +119,7 @@ class Retriever:
         self._sentence_words: dict[int, frozenset[str]] = {}
         self._sample = index.vectors[np.linspace(0, n - 1, num=min(n, SAMPLE), dtype=np.int64)] if n else index.vectors
         self.bridge: dict = index.extras.get("bridge", {})
+        self._openers = openers(index.chunks)
         self.calibration = self._calibrate()
 
     def weights(self, tokens: list[str]) -> dict[str, float]:
@@ -144,7 +155,7 @@ class Retriever:
         weight = self.weights(list(q.weights))
         ceiling = sum(weight[t] * w for t, w in q.weights.items())
         known = sum(weight[t] * w for t, w in q.weights.items() if t in self.index.bm25.terms)
-        bm25 = fuse.over_ceiling({int(i): float(raw[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}, ceiling)
+        bm25 = {int(i): float(raw[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
         floor = float(np.median(self._sample @ vector)) if len(self._sample) else 0.0
         return Candidates(q, vector, dense, bm25, floor, known / ceiling if ceiling > 0 else 0.0)
 
@@ -159,7 +170,7 @@ class Retriever:
         t1 = time.perf_counter()
         c = self.candidates(question, vector)
         t2 = time.perf_counter()
-        hits = fuse.ranked(fused(c, method, fuse.policy_for(question)), c.bm25, c.dense)[:k]
+        hits = fuse.ranked(fused(c, method, fuse.policy_for(question), self._openers), c.bm25, c.dense)[:k]
         # Fill in both evidence values for hits found by one side only.
         vectors = self.index.vectors
         hits = [Hit(h.chunk, h.score, c.bm25.get(h.chunk, 0.0), float(vectors[h.chunk] @ vector)) for h in hits]

@@ -55,6 +55,7 @@ def _settings_record(settings: IngestSettings, embedder_name: str, dim: int) -> 
         "embedder": {"name": embedder_name, "dim": dim},
         "segmenter": {"name": SEGMENTER, "dictionary_hash": dictionary_hash()},
         "chunking": {"size": settings.chunk_size, "overlap": settings.chunk_overlap},
+        "extras": extras.fingerprint(settings.corpus_dir),
     }
 
 
@@ -130,7 +131,7 @@ def build(
         summary.updated = sum(p.post_id in old and old[p.post_id].hash != p.hash for p in posts)
         summary.removed = len(set(old) - {p.post_id for p in posts})
         same_rules = prev is not None and all(
-            prev.manifest[k] == v for k, v in _settings_record(settings, prev.embedder, prev.manifest["embedder"]["dim"]).items()
+            prev.manifest.get(k) == v for k, v in _settings_record(settings, prev.embedder, prev.manifest["embedder"]["dim"]).items()
         )
         if same_rules and not (summary.added or summary.updated or summary.removed):
             summary.chunks, summary.version = len(prev.chunks), prev.version

@@ -5,14 +5,13 @@ Kept out of build.py so that the index format only needs to carry one JSON file 
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from ingest import bridge, probes
 from ingest.embed import Embedder
-from ingest.read import Post
+from ingest.read import BRIDGE_FILE, Post
 from ingest.segment import words
-
-BRIDGE_FILE = "bridge.tsv"
 
 
 def mine(posts: list[Post], vocabulary: list[str], embedder: Embedder, corpus_dir: Path, previous: dict | None) -> dict:
@@ -21,3 +20,12 @@ def mine(posts: list[Post], vocabulary: list[str], embedder: Embedder, corpus_di
         "bridge": bridge.mine([p.text for p in posts], vocabulary, corpus_dir / BRIDGE_FILE, words),
         "probes": probes.record(embedder, (previous or {}).get("probes")),
     }
+
+
+def fingerprint(corpus_dir: Path) -> str:
+    """Identifies the inputs of mining besides the posts, so that editing bridge.tsv or the probes triggers a build."""
+    h = hashlib.sha256()
+    for path in (corpus_dir / BRIDGE_FILE, probes.PROBES):
+        h.update(path.read_bytes() if path.is_file() else b"")
+        h.update(b"\0")
+    return h.hexdigest()[:16]

@@ -13,6 +13,8 @@ import yaml
 from ingest.errors import BadPost
 
 POST_SUFFIXES = {".md", ".markdown"}
+# A user's own English-Chinese term pairs live beside the posts (ingest/bridge.py); not a post, not skipped.
+BRIDGE_FILE = "bridge.tsv"
 _ID_RE = re.compile(r"^[\w][\w.\-]{0,127}$")
 _HEADING_RE = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 # "1. " and "128. " number a list item; they end no sentence.
@@ -153,7 +155,7 @@ def read_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Post], list[Skip
     skipped: list[Skipped] = []
     for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file() or p.is_symlink()):
         rel = path.relative_to(corpus_dir).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
+        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts) or rel == BRIDGE_FILE:
             continue
         if path.suffix.lower() not in POST_SUFFIXES:
             skipped.append(Skipped(rel, f"not a Markdown file (expected {', '.join(sorted(POST_SUFFIXES))})"))
