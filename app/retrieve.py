@@ -11,7 +11,7 @@ import numpy as np
 from app import abstain, fuse
 from app.expand import Query, query
 from app.fuse import Hit
-from ingest import probes
+from ingest import bridge, probes
 from ingest.embed import Embedder
 from ingest.chunk import Chunk
 from ingest.segment import segment
@@ -136,12 +136,13 @@ class Retriever:
 
     def _calibrate(self) -> abstain.Calibration:
         """The abstention bar of this corpus, from the probe questions ingest embedded (or from embedding them now)."""
+        texts = probes.questions()
+        embedded = [bridge.embedding_text(t, self.bridge) for t in texts]
         stored = self.index.extras.get("probes") or {}
-        if stored.get("embedder") == self.embedder.name and stored.get("vectors"):
-            texts, vectors = stored["questions"], np.asarray(stored["vectors"], dtype=np.float32)
+        if stored.get("embedder") == self.embedder.name and stored.get("texts") == embedded:
+            vectors = np.asarray(stored["vectors"], dtype=np.float32)
         else:
-            texts = probes.questions()
-            vectors = np.vstack([self.embedder.queries([t]) for t in texts])
+            vectors = np.vstack([self.embedder.queries([t]) for t in embedded])
         evidence = [self._evidence(self.candidates(t, v)) for t, v in zip(texts, vectors)]
         return abstain.calibrate([e[0] for e in evidence], [e[1] for e in evidence])
 
@@ -166,7 +167,8 @@ class Retriever:
 
     def search(self, question: str, k: int = 10, method: str = "hybrid") -> Retrieval:
         t0 = time.perf_counter()
-        vector = self.embedder.queries([question])[0]
+        # An English question is embedded with its Chinese translations: the notes are in Chinese.
+        vector = self.embedder.queries([bridge.embedding_text(question, self.bridge)])[0]
         t1 = time.perf_counter()
         c = self.candidates(question, vector)
         t2 = time.perf_counter()

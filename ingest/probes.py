@@ -19,11 +19,11 @@ def questions(path: Path = PROBES) -> list[str]:
     return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip() and not line.startswith("#")]
 
 
-def record(embedder: Embedder, previous: dict | None = None, path: Path = PROBES) -> dict:
-    """{"embedder", "questions", "vectors"} as JSON data; the previous build's vectors when nothing changed."""
-    texts = questions(path)
-    if previous and previous.get("embedder") == embedder.name and previous.get("questions") == texts:
+def record(embedder: Embedder, texts: list[str], previous: dict | None = None) -> dict:
+    """{"embedder", "texts", "vectors"} as JSON data for the probe questions as the service embeds them
+    (translated through the bridge, see ingest/bridge.py); the previous build's vectors when nothing changed."""
+    if previous and previous.get("embedder") == embedder.name and previous.get("texts") == texts:
         return previous
     # One at a time, as the service embeds a question.
     vectors = np.vstack([embedder.queries([t]) for t in texts]) if texts else np.zeros((0, embedder.dim))
-    return {"embedder": embedder.name, "questions": texts, "vectors": np.round(vectors, 6).tolist()}
+    return {"embedder": embedder.name, "texts": texts, "vectors": np.round(vectors, 6).tolist()}

@@ -63,3 +63,23 @@ def test_mining_is_deterministic() -> None:
     first = mine(NOTES, ["梯度", "方差"], None, words)
     assert first == mine(list(NOTES), ["方差", "梯度"], None, words)
     assert list(first["en"]) == sorted(first["en"])
+
+
+TABLE = {"en": {"receptive field": [["感受野", 1.0]], "gradient": [["坡度", 0.25], ["梯度", 0.25]], "bias": [["偏差", 1.0]]}}
+
+
+def test_a_question_finds_the_longest_terms_in_their_dictionary_forms() -> None:
+    from ingest.bridge import english_terms, variants
+
+    assert variants("gradients") == ["gradients", "gradient"]
+    assert english_terms("How do receptive fields grow?", TABLE["en"]) == ["receptive field"]
+    assert english_terms("Gradients and BIAS", TABLE["en"]) == ["gradient", "bias"]
+
+
+def test_only_a_question_without_chinese_is_translated_and_embedded_with_its_translations() -> None:
+    from ingest.bridge import embedding_text, translations
+
+    assert translations("What is a receptive field?", TABLE) == [("感受野", 1.0)]
+    assert translations("感受野和 bias 的关系", TABLE) == []
+    assert embedding_text("bias of the gradient", TABLE) == "bias of the gradient 偏差 坡度 梯度"
+    assert embedding_text("Why batch norm?", TABLE) == "Why batch norm?"
