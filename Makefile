@@ -42,8 +42,12 @@ bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.serve
 
+# Retrieval and answer quality: the seed corpus with its labelled questions, then the development benchmark
+# (../shared/devbench, reported per split). Embeddings are remembered in .cache/, so a rerun embeds nothing new.
+DEVBENCH ?= ../shared/devbench
 eval: install
-	$(BIN)/python -m app.eval
+	$(BIN)/python -m bench.eval --corpus corpus tests/data/eval_questions.jsonl
+	$(BIN)/python -m bench.eval --corpus $(DEVBENCH)/corpus $(DEVBENCH)/questions_zh.jsonl $(DEVBENCH)/questions_en.jsonl $(DEVBENCH)/questions_off.jsonl
 
 clean:
 	rm -rf $(VENV) indexes/builds indexes/CURRENT

@@ -63,15 +63,8 @@ def language(text: str) -> str:
 
 
 def covered(r: Retrieval) -> bool:
-    """Do the notes answer this? Calibrated on the labelled set (see docs/benchmarks.md).
-
-    A lone cosine threshold fails: off-topic questions reach 0.71-0.86 against these notes.
-    What separates them is how far the best passage stands above the median candidate,
-    together with how much of the question's vocabulary the notes share.
-    """
-    if not r.hits:
-        return False
-    return r.cosine_margin + 0.08 * r.coverage >= 0.047
+    """Do the notes answer this? Decided at retrieval against this corpus's own calibration (app/abstain.py)."""
+    return bool(r.hits) and r.covered
 
 
 def _lexical(question_tokens: list[str], words: frozenset[str], idf: dict[str, float]) -> float:

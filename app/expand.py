@@ -1,40 +1,43 @@
-"""Bridge the two languages of a question: str -> the same question plus the other language's technical terms.
+"""A question's BM25 side across languages: (question, the corpus's mined bridge) -> weighted search terms.
 
-English questions over Chinese notes share almost no words with them; "receptive field" and 感受野 are
-joined by a glossary of the corpus's terms (ingest/data/glossary.tsv), in both directions.
+English questions over Chinese notes share few words with them. The bridge that ingest mined from the
+corpus (ingest/bridge.py) maps "receptive field" to 感受野; each translation joins the question's BM25
+terms at a weight that falls with its ambiguity.
 """
 from __future__ import annotations
 
-import re
+from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 
-from ingest.segment import DATA_DIR
+from ingest.bridge import translations
+from ingest.segment import segment
 
-GLOSSARY = DATA_DIR / "glossary.tsv"
-
-
-@lru_cache(maxsize=1)
-def _pairs() -> tuple[re.Pattern, dict[str, str], re.Pattern, dict[str, str]]:
-    to_zh: dict[str, str] = {}
-    to_en: dict[str, str] = {}
-    for line in GLOSSARY.read_text("utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        en, zh = line.split("\t")
-        english, chinese = en.split("|"), zh.split("|")
-        for e in english:
-            to_zh[e.lower()] = chinese[0]
-        for c in chinese:
-            to_en[c] = english[0]
-    longest_first = lambda terms: sorted(terms, key=len, reverse=True)  # noqa: E731
-    en_re = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, longest_first(to_zh))) + r")(?![A-Za-z0-9])", re.I)
-    zh_re = re.compile("(" + "|".join(map(re.escape, longest_first(to_en))) + ")")
-    return en_re, to_zh, zh_re, to_en
+# Weight of a translated term against one of the question's own words, before its share of ambiguity.
+TRANSLATION_WEIGHT = 2.0
 
 
-def expand(question: str) -> str:
-    """The question, then the glossary terms of the other language that it mentions (each once)."""
-    en_re, to_zh, zh_re, to_en = _pairs()
-    extra = [to_zh[m.lower()] for m in en_re.findall(question)] + [to_en[m] for m in zh_re.findall(question)]
-    extra = [t for t in dict.fromkeys(extra) if t.lower() not in question.lower()]
-    return f"{question} {' '.join(extra)}" if extra else question
+@lru_cache(maxsize=4096)
+def _tokens(term: str) -> tuple[str, ...]:
+    return tuple(segment(term))
+
+
+@dataclass(frozen=True)
+class Query:
+    """The BM25 side of a question: each search term with its weight, and the translations that were added."""
+
+    weights: dict[str, float]
+    translations: tuple[str, ...] = ()
+
+
+def query(question: str, tokens: list[str], bridge: dict, weight: float = TRANSLATION_WEIGHT) -> Query:
+    """The question's own tokens at weight 1 each (repeats add up), then the Chinese translations of its
+    English terms (ingest.bridge.translations) at `weight` times their share."""
+    weights: dict[str, float] = {t: float(n) for t, n in Counter(tokens).items()}
+    added: list[str] = []
+    for zh, share in translations(question, bridge):
+        parts = _tokens(zh)
+        for t in parts:
+            weights[t] = weights.get(t, 0.0) + weight * share
+        added += [zh] if parts else []
+    return Query(weights, tuple(dict.fromkeys(added)))

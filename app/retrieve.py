@@ -6,20 +6,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.expand import expand
-from app.fuse import Hit, convex, ranked, rrf
+from app import abstain, fuse
+from app.expand import Query, query
+from app.fuse import Hit
+from ingest import bridge, probes
 from ingest.embed import Embedder
-from ingest.segment import has_chinese, segment
+from ingest.chunk import Chunk
 from ingest.index import Index
+from ingest.segment import segment
 
 CANDIDATES = 50
 SAMPLE = 512
-# Chosen on tests/data/eval_questions.jsonl with `python -m app.eval` (see docs/benchmarks.md).
-# Weight of the dense side: English questions over Chinese notes share few words with them,
-# so they lean on the embedding; Chinese and mixed questions lean on both.
-ALPHA_CJK = 0.45
-ALPHA_LATIN = 0.7
 METHODS = ("hybrid", "dense", "bm25", "rrf")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What each side found for one question, on its own scale, and the evidence for abstention."""
+
+    query: Query
+    vector: np.ndarray
+    dense: dict[int, float]  # cosine of each dense candidate
+    bm25: dict[int, float]  # BM25 of each lexical candidate
+    floor: float  # the corpus's crowd cosine for this question
+    coverage: float  # share of the question's BM25 weight the corpus knows
 
 
 @dataclass
@@ -27,10 +37,11 @@ class Retrieval:
     tokens: list[str]
     vector: np.ndarray
     hits: list[Hit]
-    # Evidence for abstention: how far the best cosine stands above the crowd,
-    # and the share of the question's idf mass that the corpus knows.
-    cosine_margin: float = 0.0
+    # Evidence for abstention (app/abstain.py): the best cosine above the crowd, the share of the
+    # question's vocabulary the corpus knows, and whether together they clear this corpus's bar.
+    lift: float = 0.0
     coverage: float = 0.0
+    covered: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -40,6 +51,26 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     idx = np.argpartition(-scores, k - 1)[:k]
     return idx[np.lexsort((idx, -scores[idx]))]
+
+
+def openers(chunks: list[Chunk]) -> frozenset[int]:
+    """The chunks that open a post or a section of it."""
+    return frozenset(
+        i for i, c in enumerate(chunks)
+        if c.ord == 0 or chunks[i - 1].post_id != c.post_id or chunks[i - 1].heading != c.heading
+    )
+
+
+def fused(c: Candidates, method: str, policy: fuse.Policy, opening: frozenset[int] = frozenset()) -> dict[int, float]:
+    """One score per candidate chunk: the policy's convex combination, or one side, or plain RRF."""
+    if method == "dense":
+        return c.dense
+    if method == "bm25":
+        return c.bm25
+    if method == "rrf":
+        return fuse.rrf([fuse.by_score(c.dense), fuse.by_score(c.bm25)])
+    combined = fuse.convex(fuse.over_best(c.bm25), fuse.lift(c.dense, c.floor), policy)
+    return fuse.lead(combined, opening, policy.lead)
 
 
 class Retriever:
@@ -55,6 +86,9 @@ class Retriever:
         n = len(index.chunks)
         self._sentence_words: dict[int, frozenset[str]] = {}
         self._sample = index.vectors[np.linspace(0, n - 1, num=min(n, SAMPLE), dtype=np.int64)] if n else index.vectors
+        self.bridge: dict = index.extras.get("bridge", {})
+        self._openers = openers(index.chunks)
+        self.calibration = self._calibrate()
 
     def weights(self, tokens: list[str]) -> dict[str, float]:
         """Each word's largest BM25 weight; a word the notes never use weighs as much as the rarest one."""
@@ -68,50 +102,53 @@ class Retriever:
             words = self._sentence_words[sid] = frozenset(segment(self.index.sentences[sid]))
         return words
 
-    def _bm25_norm(self, tokens: list[str], raw: np.ndarray) -> tuple[np.ndarray, float]:
-        """BM25 scores divided by what a chunk matching every question word would get, and the coverage."""
-        terms = self.index.bm25.terms
-        weight = self.weights(tokens)
-        ceiling = sum(weight[t] for t in tokens)
-        known = sum(weight[t] for t in tokens if t in terms)
-        if ceiling <= 0:
-            return np.zeros_like(raw), 0.0
-        return raw / ceiling, known / ceiling
+    def _calibrate(self) -> abstain.Calibration:
+        """The abstention bar of this corpus, from the probe questions ingest embedded (or from embedding them now)."""
+        texts = probes.questions()
+        embedded = [bridge.embedding_text(t, self.bridge) for t in texts]
+        stored = self.index.extras.get("probes") or {}
+        if stored.get("embedder") == self.embedder.name and stored.get("texts") == embedded:
+            vectors = np.asarray(stored["vectors"], dtype=np.float32)
+        else:
+            vectors = np.vstack([self.embedder.queries([t]) for t in embedded])
+        evidence = [self._evidence(self.candidates(t, v)) for t, v in zip(texts, vectors)]
+        return abstain.calibrate([e[0] for e in evidence], [e[1] for e in evidence])
 
-    def search(self, question: str, k: int = 10, method: str = "hybrid") -> Retrieval:
-        t0 = time.perf_counter()
-        # The glossary helps the lexical side across languages; the embedding is multilingual already
-        # and measured worse with the added terms.
-        tokens = segment(expand(question))
-        t1 = time.perf_counter()
-        vector = self.embedder.queries([question])[0]
-        t2 = time.perf_counter()
+    def candidates(self, question: str, vector: np.ndarray) -> Candidates:
+        """The top chunks of each side for one question, each on its own normalised scale."""
+        q = query(question, segment(question), self.bridge)
         n = len(self.index.chunks)
         cos, ids = self.index.dense.search(vector[None, :].astype(np.float32), min(CANDIDATES, n))
         dense = {int(i): float(c) for c, i in zip(cos[0], ids[0]) if i >= 0}
-        raw = self.index.bm25.scores(tokens)
-        norm, coverage = self._bm25_norm(tokens, raw)
-        bm25 = {int(i): float(norm[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
-        t3 = time.perf_counter()
-
+        raw = self.index.bm25.weighted_scores(q.weights)
+        weight = self.weights(list(q.weights))
+        ceiling = sum(weight[t] * w for t, w in q.weights.items())
+        known = sum(weight[t] * w for t, w in q.weights.items() if t in self.index.bm25.terms)
+        bm25 = {int(i): float(raw[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
         floor = float(np.median(self._sample @ vector)) if len(self._sample) else 0.0
-        margin = max(dense.values(), default=0.0) - floor
-        if method == "dense":
-            scores = dense
-        elif method == "bm25":
-            scores = bm25
-        elif method == "rrf":
-            scores = rrf([sorted(dense, key=lambda i: -dense[i]), sorted(bm25, key=lambda i: -bm25[i])])
-        else:
-            # Cosines of e5 crowd into a narrow band; measure each above the crowd.
-            lifted = {i: max(0.0, c - floor) / max(1e-6, 1.0 - floor) for i, c in dense.items()}
-            scores = convex(bm25, lifted, ALPHA_CJK if has_chinese(question) else ALPHA_LATIN)
-        hits = ranked(scores, bm25, dense)[:k]
+        return Candidates(q, vector, dense, bm25, floor, known / ceiling if ceiling > 0 else 0.0)
+
+    @staticmethod
+    def _evidence(c: Candidates) -> tuple[float, float]:
+        best = max(c.dense.values(), default=0.0)
+        return fuse.lift({0: best}, c.floor)[0], c.coverage
+
+    def search(self, question: str, k: int = 10, method: str = "hybrid") -> Retrieval:
+        t0 = time.perf_counter()
+        # An English question is embedded with its Chinese translations: the notes are in Chinese.
+        vector = self.embedder.queries([bridge.embedding_text(question, self.bridge)])[0]
+        t1 = time.perf_counter()
+        c = self.candidates(question, vector)
+        t2 = time.perf_counter()
+        hits = fuse.ranked(fused(c, method, fuse.policy_for(question), self._openers), c.bm25, c.dense)[:k]
         # Fill in both evidence values for hits found by one side only.
-        hits = [Hit(h.chunk, h.score, float(norm[h.chunk]), float(self.index.vectors[h.chunk] @ vector)) for h in hits]
-        t4 = time.perf_counter()
-        timings = {"segment": t1 - t0, "embed": t2 - t1, "search": t3 - t2, "fuse": t4 - t3}
+        vectors = self.index.vectors
+        hits = [Hit(h.chunk, h.score, c.bm25.get(h.chunk, 0.0), float(vectors[h.chunk] @ vector)) for h in hits]
+        lift, coverage = self._evidence(c)
+        t3 = time.perf_counter()
+        timings = {"embed": t1 - t0, "search": t2 - t1, "fuse": t3 - t2}
         return Retrieval(
-            tokens, vector, hits, margin, coverage,
+            list(c.query.weights), vector, hits, lift, coverage,
+            bool(hits) and abstain.covered(lift, coverage, self.calibration),
             {name: round(v * 1000, 2) for name, v in timings.items()},
         )

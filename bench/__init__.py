@@ -1,1 +1,1 @@
-"""Benchmarks and evaluations: run from the source tree, never imported by the service."""
+"""Measurement commands kept apart from the serving code: retrieval and answer quality (`python -m bench.eval`)."""

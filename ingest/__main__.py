@@ -41,11 +41,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{sum(counts.values())} posts from {len(args.files)} snapshots into {settings.corpus_dir}/: "
                   f"{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged")
         elif args.command == "terms":
+            from collections import Counter
+
+            from ingest.bridge import bracket_pairs
             from ingest.read import read_corpus
-            from ingest.segment import mine_terms
+            from ingest.segment import words
 
             posts, _ = read_corpus(settings.corpus_dir, settings.max_post_bytes)
-            for term, gloss in mine_terms([p.text for p in posts]):
+            pairs = Counter(pair for p in posts for pair in bracket_pairs(p.text, words))
+            for (term, gloss), _ in pairs.most_common():
                 print(f"{term} 20 n\t# {gloss}")
         else:
             from ingest.build import build

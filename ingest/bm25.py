@@ -31,11 +31,15 @@ class BM25:
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25Okapi.get_scores for these tokens: a repeated token counts again, an unknown one adds 0."""
-        counts = Counter(self.terms[t] for t in tokens if t in self.terms)
-        if not counts:
+        return self.weighted_scores(dict(Counter(tokens)))
+
+    def weighted_scores(self, query: dict[str, float]) -> np.ndarray:
+        """Each term's BM25 weight times its query weight, summed per chunk; an unknown term adds 0."""
+        known = {self.terms[t]: w for t, w in query.items() if t in self.terms and w}
+        if not known:
             return np.zeros(self.n_docs, dtype=np.float64)
-        cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-        reps = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        cols = np.fromiter(known.keys(), dtype=np.int64, count=len(known))
+        reps = np.fromiter(known.values(), dtype=np.float64, count=len(known))
         return np.asarray(self.weights[:, cols] @ reps).ravel()
 
 

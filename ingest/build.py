@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from ingest import bm25, store
+from ingest import bm25, extras, store
 from ingest.chunk import Chunk, chunk, split_sentences
 from ingest.embed import Embedder, load_embedder
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
@@ -60,13 +60,15 @@ def rules(settings: IngestSettings, embedder: Embedder) -> Rules:
         EmbedderInfo(embedder.name, embedder.dim, embedder.engine),
         SegmenterInfo(SEGMENTER, dictionary_hash()),
         Chunking(settings.chunk_size, settings.chunk_overlap),
+        extras.fingerprint(settings.corpus_dir),
     )
 
 
 def _same_rules(prev: Index, settings: IngestSettings) -> bool:
     """Would a build now cut and segment the posts as `prev` did? (_previous checked the embedder.)"""
-    return (prev.rules.segmenter, prev.rules.chunking) == (
-        SegmenterInfo(SEGMENTER, dictionary_hash()), Chunking(settings.chunk_size, settings.chunk_overlap)
+    return (prev.rules.segmenter, prev.rules.chunking, prev.rules.extras) == (
+        SegmenterInfo(SEGMENTER, dictionary_hash()), Chunking(settings.chunk_size, settings.chunk_overlap),
+        extras.fingerprint(settings.corpus_dir),
     )
 
 
@@ -159,16 +161,18 @@ def build(
         )
         prev_sentences = prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors)
         sentence_vectors, _ = _embed_new(embedder, sentences, prev_sentences, "sentences")
+        weights = bm25.build([segment(c.context) for c in chunks])
         new = Build(
             rules=rules(settings, embedder),
             posts={p.post_id: p for p in posts},
             chunks=chunks,
             chunk_hashes=[text_hash(c.context) for c in chunks],
             vectors=vectors,
-            bm25=bm25.build([segment(c.context) for c in chunks]),
+            bm25=weights,
             sentences=sentences,
             sentence_vectors=sentence_vectors,
             chunk_sentences=chunk_sentences,
+            extras=extras.mine(posts, list(weights.terms), embedder, settings.corpus_dir, prev and prev.extras),
         )
         path = store.write_build(settings.index_dir, new, settings.hnsw_threshold)
         store.publish(settings.index_dir, path.name)

@@ -5,7 +5,8 @@ indexes/
   .lock                   held by the ingest that is writing
   builds/<version>/       manifest.json (written last), posts.json, chunks.json,
                           vectors.npy, dense.faiss, bm25.npz, bm25_terms.json,
-                          sentences.json, sentence_vectors.npy (for extractive answers)
+                          sentences.json, sentence_vectors.npy (for extractive answers),
+                          extras.json (what retrieval mined from the corpus: ingest/extras.py)
 Everything is JSON, NumPy or FAISS data; nothing is pickled. ingest/store.py writes it.
 """
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Build:
     sentences: list[str]
     sentence_vectors: np.ndarray
     chunk_sentences: list[list[int]]
+    # JSON data mined at ingest for retrieval: the cross-lingual bridge and the abstention probes.
+    extras: dict
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ def load_build(path: Path) -> Index:
         hashes, chunk_sentences = [r["hash"] for r in rows], [r["sentences"] for r in rows]
         sentences = _read_json(path / "sentences.json")
         terms = _read_json(path / "bm25_terms.json")
+        extras = _read_json(path / "extras.json")
     except (KeyError, TypeError) as exc:
         raise IndexCorrupt(f"The records of {path} are malformed ({exc}). {_REBUILD}") from None
     try:
@@ -141,12 +145,13 @@ def load_build(path: Path) -> Index:
         or weights.shape != (n, len(terms))
         or sentence_vectors.shape != (len(sentences), dim)
         or len(posts) != manifest.counts.posts
+        or not isinstance(extras, dict)
     ):
         raise IndexCorrupt(f"The files of {path} disagree on what the build holds. {_REBUILD}")
     p = manifest.bm25
     bm25 = BM25({t: i for i, t in enumerate(terms)}, weights, p.k1, p.b, p.epsilon)
     return Index(
-        manifest.rules, posts, chunks, hashes, vectors, bm25, sentences, sentence_vectors, chunk_sentences,
+        manifest.rules, posts, chunks, hashes, vectors, bm25, sentences, sentence_vectors, chunk_sentences, extras,
         manifest, dense,
     )
 

@@ -37,6 +37,8 @@ class Rules:
     embedder: EmbedderInfo
     segmenter: SegmenterInfo
     chunking: Chunking
+    # Hash of what mining reads besides the posts (a user's bridge.tsv, the probe questions): ingest/extras.py.
+    extras: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def parse(raw: bytes, where: str) -> Manifest:
                 _record(EmbedderInfo, rules["embedder"], "rules.embedder"),
                 _record(SegmenterInfo, rules["segmenter"], "rules.segmenter"),
                 _record(Chunking, rules["chunking"], "rules.chunking"),
+                rules["extras"],
             ),
             "counts": _record(Counts, data["counts"], "counts"),
             "bm25": _record(BM25Params, data["bm25"], "bm25"),

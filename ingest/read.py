@@ -19,6 +19,8 @@ POST_SUFFIXES = {".md", ".markdown"}
 # Front matter is a handful of flat fields; these bounds leave room for any real one.
 MAX_FRONT_MATTER_CHARS = 64 * 1024
 MAX_FRONT_MATTER_DEPTH = 8
+# A user's own English-Chinese term pairs live beside the posts (ingest/bridge.py); not a post, not skipped.
+BRIDGE_FILE = "bridge.tsv"
 _ID_RE = re.compile(r"^[\w][\w.\-]{0,127}$")
 # One line at a time, and `\S` right after the blanks: no backtracking, linear on any line.
 _HEADING_RE = re.compile(r"\s{0,3}(#{1,6})\s+(\S.*)")
@@ -264,6 +266,8 @@ def read_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Post], list[Skip
     for path in sorted(corpus_dir.rglob("*")):
         rel = path.relative_to(corpus_dir)
         if any(part.startswith(".") for part in rel.parts) or (path.is_dir() and not path.is_symlink()):
+            continue
+        if rel.as_posix() == BRIDGE_FILE:
             continue
         try:
             real = regular_file(path, root)

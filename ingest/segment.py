@@ -6,7 +6,6 @@ import logging
 import re
 import threading
 import unicodedata
-from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,21 +75,6 @@ def segment(text: str) -> list[str]:
     return tokens
 
 
-def mine_terms(texts: list[str], min_count: int = 1) -> list[tuple[str, str]]:
-    """Candidate user-dictionary terms: a Chinese term glossed by English in brackets, as in 感受野(Receptive Field).
-
-    The Chinese side is trimmed to the words jieba puts just before the bracket, at most 6 characters.
-    """
-    found: Counter[tuple[str, str]] = Counter()
-    for text in texts:
-        text = unicodedata.normalize("NFKC", text)
-        for m in re.finditer(rf"({_HAN})\s*\(\s*([A-Za-z][A-Za-z0-9 \-]{{1,40}})\)", text):
-            words = _jieba().lcut(m.group(1))
-            term = ""
-            for w in reversed(words):
-                if len(term) + len(w) > 6 or w in stopwords():
-                    break
-                term = w + term
-            if len(term) >= 2:
-                found[(term, m.group(2).strip())] += 1
-    return [pair for pair, n in found.most_common() if n >= min_count]
+def words(text: str) -> list[str]:
+    """jieba's plain word split with the user dictionary, punctuation and all: for mining terms, not for search."""
+    return _jieba().lcut(unicodedata.normalize("NFKC", text))

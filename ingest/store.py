@@ -84,6 +84,7 @@ def _write_files(folder: Path, build: Build, dense: faiss.Index) -> dict[str, in
     _write(folder / "chunks.json", _json(rows))
     _write(folder / "sentences.json", _json(build.sentences))
     _write(folder / "bm25_terms.json", _json(sorted(build.bm25.terms, key=build.bm25.terms.__getitem__)))
+    _write(folder / "extras.json", _json(build.extras))
     for name, array in (("vectors.npy", build.vectors), ("sentence_vectors.npy", build.sentence_vectors)):
         with _create(folder / name) as f:
             np.save(f, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
