@@ -6,6 +6,7 @@ go together in its next batch, which costs little more than one of them.
 """
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections import OrderedDict
@@ -28,12 +29,14 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    def submit(self, text: str) -> Future:
+        """The vector of `text`, to come from whichever batch the engine runs next."""
+        done: Future = Future()
+        self._queue.put((text, done))
+        return done
+
     def __call__(self, texts: list[str]) -> np.ndarray:
-        """The vectors of `texts`, each computed in whichever batch the engine runs next."""
-        waiting: list[Future] = []
-        for text in texts:
-            waiting.append(Future())
-            self._queue.put((text, waiting[-1]))
+        waiting = [self.submit(text) for text in texts]
         return np.stack([done.result() for done in waiting]) if waiting else np.zeros((0, 0), np.float32)
 
     def close(self) -> None:
@@ -86,6 +89,10 @@ class BatchedQueries:
     def queries(self, texts: list[str]) -> np.ndarray:
         return self._batcher(texts) if texts else np.zeros((0, self.dim), np.float32)
 
+    async def query(self, text: str) -> np.ndarray:
+        """One question's vector, awaited without holding a thread while its batch waits for the engine."""
+        return await asyncio.wrap_future(self._batcher.submit(text))
+
     def close(self) -> None:
         self._batcher.close()
 
@@ -93,7 +100,7 @@ class BatchedQueries:
 class CachedQueries:
     """An embedder whose question vectors are remembered: a repeated question skips the model (~14 ms)."""
 
-    def __init__(self, embedder: Embedder, size: int = 2048) -> None:
+    def __init__(self, embedder: BatchedQueries, size: int = 2048) -> None:
         self.name, self.dim, self.engine = embedder.name, embedder.dim, embedder.engine
         self._embedder = embedder
         self._size = size
@@ -103,18 +110,27 @@ class CachedQueries:
     def passages(self, texts: list[str]) -> np.ndarray:
         return self._embedder.passages(texts)
 
+    def _recall(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+            return hit
+
+    def _remember(self, text: str, vector: np.ndarray) -> np.ndarray:
+        vector.setflags(write=False)
+        with self._lock:
+            self._cache[text] = vector
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return vector
+
     def queries(self, texts: list[str]) -> np.ndarray:
         if len(texts) != 1:
             return self._embedder.queries(texts)
-        with self._lock:
-            hit = self._cache.get(texts[0])
-            if hit is not None:
-                self._cache.move_to_end(texts[0])
-                return hit[None, :]
-        vector = self._embedder.queries(texts)[0]
-        vector.setflags(write=False)
-        with self._lock:
-            self._cache[texts[0]] = vector
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return vector[None, :]
+        hit = self._recall(texts[0])
+        return (hit if hit is not None else self._remember(texts[0], self._embedder.queries(texts)[0]))[None, :]
+
+    async def query(self, text: str) -> np.ndarray:
+        hit = self._recall(text)
+        return hit if hit is not None else self._remember(text, await self._embedder.query(text))

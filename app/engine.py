@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import replace
 from typing import AsyncIterator
 
@@ -107,7 +108,11 @@ class Engine:
         """Search with the standalone form of the question, on the build served right now."""
         retriever = self.retriever
         query = await standalone(question, history, retriever, self.llm)
-        return retriever, await asyncio.to_thread(retriever.search, query, top_k)
+        # Awaited here rather than inside search: a question waiting for its batch holds no worker thread.
+        started = time.perf_counter()
+        vector = await self.embedder.query(retriever.embedding_text(query))
+        embed_ms = (time.perf_counter() - started) * 1000
+        return retriever, await asyncio.to_thread(retriever.search, query, top_k, vector=vector, embed_ms=embed_ms)
 
     async def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
         retriever, r = await self.retrieve(question, top_k, history)

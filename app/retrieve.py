@@ -133,10 +133,18 @@ class Retriever:
         best = max(c.dense.values(), default=0.0)
         return fuse.lift({0: best}, c.floor)[0], c.coverage
 
-    def search(self, question: str, k: int = 10, method: str = "hybrid") -> Retrieval:
+    def embedding_text(self, question: str) -> str:
+        """What is embedded for a question: an English one with its Chinese translations, as the notes are Chinese."""
+        return bridge.embedding_text(question, self.bridge)
+
+    def search(
+        self, question: str, k: int = 10, method: str = "hybrid", vector: np.ndarray | None = None,
+        embed_ms: float = 0.0,
+    ) -> Retrieval:
+        """The best chunks for `question`; `vector`, when the caller embedded `embedding_text(question)` itself."""
         t0 = time.perf_counter()
-        # An English question is embedded with its Chinese translations: the notes are in Chinese.
-        vector = self.embedder.queries([bridge.embedding_text(question, self.bridge)])[0]
+        if vector is None:
+            vector = self.embedder.queries([self.embedding_text(question)])[0]
         t1 = time.perf_counter()
         c = self.candidates(question, vector)
         t2 = time.perf_counter()
@@ -146,7 +154,7 @@ class Retriever:
         hits = [Hit(h.chunk, h.score, c.bm25.get(h.chunk, 0.0), float(vectors[h.chunk] @ vector)) for h in hits]
         lift, coverage = self._evidence(c)
         t3 = time.perf_counter()
-        timings = {"embed": t1 - t0, "search": t2 - t1, "fuse": t3 - t2}
+        timings = {"embed": t1 - t0 + embed_ms / 1000, "search": t2 - t1, "fuse": t3 - t2}
         return Retrieval(
             list(c.query.weights), vector, hits, lift, coverage,
             bool(hits) and abstain.covered(lift, coverage, self.calibration),

@@ -102,3 +102,28 @@ def test_the_real_engine_gives_the_same_vector_alone_or_in_a_crowd(embedder: Emb
     batched.close()
     # Padding changes the order of floating-point sums a little, in bf16 most of all; never the meaning.
     assert np.min(np.sum(alone * crowd, axis=1)) > 0.999
+
+
+def test_awaited_questions_share_batches_without_holding_threads() -> None:
+    import asyncio
+
+    engine = SlowVectors()
+
+    class Stub:
+        name, dim, engine = "stub", 3, "test"
+
+        def queries(self, texts: list[str]) -> np.ndarray:
+            return engine(texts)
+
+        def passages(self, texts: list[str]) -> np.ndarray:
+            return engine(texts)
+
+    batched = BatchedQueries(Stub(), max_batch=16)
+
+    async def many() -> list[np.ndarray]:
+        return await asyncio.gather(*(batched.query(f"q{i}") for i in range(12)))
+
+    vectors = asyncio.run(many())
+    batched.close()
+    assert all(np.array_equal(v, engine([f"q{i}"])[0]) for i, v in enumerate(vectors))
+    assert len(engine.batches) - 12 <= 2  # the twelve went in one or two batches, not twelve
