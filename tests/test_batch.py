@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 
 from app.batch import BatchedQueries, Batcher
 from ingest.embed import Embedder
