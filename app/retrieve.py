@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.expand import expand
+from app.filters import dense_within
 from app.fuse import Hit, convex, ranked, rrf
 from ingest.embed import Embedder
 from ingest.segment import has_chinese, segment
@@ -78,7 +79,8 @@ class Retriever:
             return np.zeros_like(raw), 0.0
         return raw / ceiling, known / ceiling
 
-    def search(self, question: str, k: int = 10, method: str = "hybrid") -> Retrieval:
+    def search(self, question: str, k: int = 10, method: str = "hybrid", allowed: np.ndarray | None = None) -> Retrieval:
+        """`allowed`, a boolean per chunk, limits ranking to those chunks (app/filters.py)."""
         t0 = time.perf_counter()
         # The glossary helps the lexical side across languages; the embedding is multilingual already
         # and measured worse with the added terms.
@@ -87,9 +89,14 @@ class Retriever:
         vector = self.embedder.queries([question])[0]
         t2 = time.perf_counter()
         n = len(self.index.chunks)
-        cos, ids = self.index.dense.search(vector[None, :].astype(np.float32), min(CANDIDATES, n))
+        if allowed is None:
+            cos, ids = self.index.dense.search(vector[None, :].astype(np.float32), min(CANDIDATES, n))
+        else:
+            cos, ids = dense_within(self.index.vectors, vector, allowed, CANDIDATES)
         dense = {int(i): float(c) for c, i in zip(cos[0], ids[0]) if i >= 0}
         raw = self.index.bm25.scores(tokens)
+        if allowed is not None:
+            raw = np.where(allowed, raw, 0.0)
         norm, coverage = self._bm25_norm(tokens, raw)
         bm25 = {int(i): float(norm[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
         t3 = time.perf_counter()
