@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ingest.bm25 import BM25
 from ingest.read import Post
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -64,6 +65,21 @@ def dense_within(vectors: np.ndarray, query: np.ndarray, allowed: np.ndarray, n:
     scores = vectors[ids] @ query
     order = np.argsort(-scores, kind="stable")[:n]
     return scores[order][None, :].astype(np.float32), ids[order][None, :]
+
+
+def coverage_within(bm25: BM25, tokens: list[str], allowed: np.ndarray, weight: dict[str, float]) -> float:
+    """The share of the question's word weight (`weight`, as Retriever.weights gives it) that the allowed
+    chunks contain: the abstention's "coverage", measured on the notes the filter leaves, not on all of them,
+    so that a question the filtered notes never mention is "not covered" there."""
+    ceiling = sum(weight[t] for t in tokens)
+    if ceiling <= 0:
+        return 0.0
+    w = bm25.weights
+    known = sum(
+        weight[t] for t in tokens
+        if t in bm25.terms and allowed[w.indices[w.indptr[bm25.terms[t]] : w.indptr[bm25.terms[t] + 1]]].any()
+    )
+    return known / ceiling
 
 
 def tag_counts(posts: dict[str, Post]) -> dict[str, int]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.expand import expand
-from app.filters import dense_within
+from app.filters import coverage_within, dense_within
 from app.fuse import Hit, convex, ranked, rrf
 from ingest.embed import Embedder
 from ingest.segment import has_chinese, segment
@@ -98,6 +98,8 @@ class Retriever:
         if allowed is not None:
             raw = np.where(allowed, raw, 0.0)
         norm, coverage = self._bm25_norm(tokens, raw)
+        if allowed is not None:
+            coverage = coverage_within(self.index.bm25, tokens, allowed, self.weights(tokens))
         bm25 = {int(i): float(norm[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
         t3 = time.perf_counter()
 

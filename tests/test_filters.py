@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.filters import Filters, chunk_mask, dense_within, matches, post_date, tag_counts
+from app.filters import Filters, chunk_mask, coverage_within, dense_within, matches, post_date, tag_counts
+from ingest import bm25
 from ingest.read import Post
 
 GC, GBDT, RF, W2V = (
@@ -98,6 +99,21 @@ def test_a_filter_that_leaves_nothing_is_not_covered(client: TestClient, filters
     r = client.post("/ask", json={"question": "为什么需要梯度检查点?", "filters": filters})
     assert r.status_code == 200
     assert (r.json()["found"], r.json()["answer"], r.json()["citations"]) == (False, "我的笔记里没有涉及这个问题。", [])
+
+
+def test_coverage_is_measured_on_the_allowed_chunks() -> None:
+    index = bm25.build([["梯度", "检查点"], ["梯度", "提升"], ["决策树"]])
+    weight = {"梯度": 1.0, "检查点": 2.0, "新词": 1.0}
+    tokens = ["梯度", "检查点", "新词"]
+    assert coverage_within(index, tokens, np.array([True, True, True]), weight) == 0.75
+    assert coverage_within(index, tokens, np.array([False, True, True]), weight) == 0.25
+    assert coverage_within(index, tokens, np.array([False, False, True]), weight) == 0.0
+
+
+def test_filtered_notes_that_never_mention_the_question_do_not_cover_it(client: TestClient) -> None:
+    # The tree posts share "梯度" (gradient boosting) with the question, and nothing else.
+    r = client.post("/ask", json={"question": "为什么需要梯度检查点?", "filters": {"tags": ["trees"]}})
+    assert (r.json()["found"], r.json()["citations"]) == (False, [])
 
 
 @pytest.mark.parametrize(
