@@ -8,7 +8,6 @@ the atomic CURRENT, the old build served when a new one fails.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 import subprocess
@@ -24,8 +23,6 @@ import watchfiles
 from ingest.errors import EmptyCorpus
 from ingest.read import POST_SUFFIXES
 from ingest.settings import IngestSettings
-
-log = logging.getLogger("ingest.watch")
 
 # Names editors write next to a note while saving it: vim's write probe (4913, 4914, …), backups
 # ending in `~`, emacs's `#autosave#`, and temporary copies. Hidden names (.swp, .#lock) never get here.
@@ -86,7 +83,8 @@ def start_child(settings: IngestSettings) -> subprocess.Popen:
 
 
 def armed(settings: IngestSettings) -> int:
-    """The child's side of start_child(): get ready, wait for the word, ingest once."""
+    """The child's side of start_child(): get ready, wait for the word, ingest once and end the process.
+    Returns (0) only when the watcher went away without needing this ingest."""
     from ingest.build import build
     from ingest.embed import load_embedder
     from ingest.segment import segment
@@ -96,8 +94,10 @@ def armed(settings: IngestSettings) -> int:
     embedder.passages(["预热 warm-up"])  # a model's first call sets up its threads and buffers
     if not sys.stdin.readline():
         return 0  # the watcher went away before it needed this ingest
-    print(build(settings, embedder=embedder))
-    return 0
+    print(build(settings, embedder=embedder), flush=True)
+    # Published and said so: skip the interpreter's teardown, which takes over a second once torch is
+    # loaded, while the watcher waits for this process to end before it loads the new build.
+    os._exit(0)
 
 
 def end(proc: subprocess.Popen | None) -> None:
