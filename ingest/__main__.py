@@ -35,9 +35,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _watch(settings: IngestSettings) -> int:
     import logging
+    import signal
 
     from ingest.watch import describe, watch
 
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # `kill`, a service manager or `docker stop` end the watch as Ctrl-C does, children included.
+    signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("ingest.watch")
     log.info("watching %s/ (Ctrl-C stops)", settings.corpus_dir)

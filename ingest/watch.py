@@ -8,6 +8,7 @@ the atomic CURRENT, the old build served when a new one fails.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import subprocess
@@ -176,6 +177,8 @@ def watch(
     if not corpus.is_dir():
         raise EmptyCorpus(f"No corpus folder {corpus}/ to watch; create it and add Markdown posts.")
     report = on_run or (lambda run: None)
+    # watchfiles logs every batch of changes at INFO; what was done about them is reported instead.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     quiet = settings.watch_debounce
     root = corpus.resolve()
     events = watchfiles.watch(

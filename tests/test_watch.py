@@ -149,7 +149,8 @@ def test_an_ingest_error_is_reported_and_watching_goes_on(workspace: IngestSetti
     assert not thread.is_alive() and armed_children(settings.corpus_dir) == []
 
 
-def test_ctrl_c_stops_the_watch_command_cleanly(workspace: IngestSettings) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_stops_the_watch_command_cleanly(workspace: IngestSettings, signum: int) -> None:
     env = {**os.environ, "NOTES_CORPUS_DIR": str(workspace.corpus_dir), "NOTES_INDEX_DIR": str(workspace.index_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingest", "--watch"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -160,7 +161,7 @@ def test_ctrl_c_stops_the_watch_command_cleanly(workspace: IngestSettings) -> No
     try:
         until(lambda: "index " in "".join(lines), 60)  # the ingest at start is done
         until(lambda: armed_children(workspace.corpus_dir))  # and the next child waits, warm
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
