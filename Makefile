@@ -43,6 +43,7 @@ bench: install
 	test -f indexes/CURRENT || $(BIN)/python -m ingest
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.watch
 
 eval: install
 	$(BIN)/python -m app.eval
