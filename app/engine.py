@@ -68,7 +68,8 @@ class Engine:
         return retriever
 
     def catalog(self, retriever: Retriever) -> Catalog:
-        """The posts of `retriever`'s build as arrays, made once per build on first use."""
+        """The posts of `retriever`'s build as arrays: made when the build is loaded, or now for a request
+        that still holds the build served before."""
         cached = self._catalog
         if cached is None or cached[0] is not retriever.index:
             cached = self._catalog = (retriever.index, catalog(retriever.index))
@@ -88,6 +89,7 @@ class Engine:
                 self._seen = version
                 index = open_index(self.settings.index_dir, self.settings.embedder)
                 retriever = Retriever(index, self.embedder)
+                posts = catalog(index)  # made here, so that no request waits for it
             except Exception as exc:
                 # A hand-edited manifest fails with KeyError or TypeError as easily as with our own errors.
                 error = exc if isinstance(exc, NotesError) else IndexCorrupt(
@@ -99,7 +101,7 @@ class Engine:
                 if self._retriever is None:
                     self._error = error
                 return False
-            self._retriever = retriever
+            self._retriever, self._catalog = retriever, (index, posts)
             self._error = self.reload_error = None
             log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
             return True

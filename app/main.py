@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import middleware
 from app.engine import Engine
 from app.errors import ModelBusy, PostNotFound, Unauthorized, UnsupportedMediaType
-from app.routes import ask, health, page, posts, search
+from app.routes import ask, health, page, posts, search, tags
 from app.settings import Settings
 from app.watcher import start_watching
 from ingest.errors import IndexCorrupt, IndexMismatch, IndexNotReady, NotesError
@@ -115,7 +115,7 @@ def create_app(
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         return error(500, "internal_error", f"Unexpected {type(exc).__name__}; this is a bug.")
 
-    for router in (ask.router, search.router, posts.router, health.router, page.router):
+    for router in (ask.router, search.router, tags.router, posts.router, health.router, page.router):
         app.include_router(router)
     app.mount("/docs/assets", StaticFiles(directory=page.SWAGGER_UI), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 # How two posts are compared; chosen on ../shared/devbench with `python -m bench.related` (docs/benchmarks.md).
 METHODS = ("mean", "max")
@@ -9,8 +10,12 @@ METHODS = ("mean", "max")
 
 def post_vectors(vectors: np.ndarray, chunk_post: np.ndarray, n_posts: int) -> np.ndarray:
     """One unit vector per post: the normalised mean of its chunks' vectors."""
-    sums = np.zeros((n_posts, vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, chunk_post, vectors)
+    # A post-by-chunk incidence matrix sums them in one product: 0.44 s at 100k chunks, np.add.at 2.5 s.
+    members = sparse.csr_matrix(
+        (np.ones(len(chunk_post), dtype=np.float64), (chunk_post, np.arange(len(chunk_post)))),
+        shape=(n_posts, len(chunk_post)),
+    )
+    sums = np.asarray(members @ vectors.astype(np.float64))
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 

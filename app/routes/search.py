@@ -1,4 +1,4 @@
-"""GET /search and GET /tags: a query -> passages, best first, optionally among tagged or dated posts."""
+"""GET /search: a query -> passages, best first, optionally among tagged or dated posts."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 
 from app.deps import EngineDep, api_key
 from app.engine import Engine
-from app.filters import Filters, tag_counts
+from app.filters import Filters
 from app.fuse import distinct_posts_first
 from app.schemas import ERROR_RESPONSES, IsoDate, SearchResponse, SearchResult, Tag
 
@@ -52,8 +52,3 @@ def search(
     `since` or `until`, only passages of the posts that pass, ranked among themselves."""
     return search_response(engine, q, k, filters)
 
-
-@router.get("/tags", response_model=dict[str, int])
-def tags(engine: EngineDep) -> dict[str, int]:
-    """Every tag of the served notes with its number of posts, most used first."""
-    return tag_counts(engine.retriever.index.posts)
