@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 ingest: install
 	$(BIN)/python -m ingest
 
+# The server watches corpus/ itself (python -m app --watch): each change is ingested in a child process,
+# and Ctrl-C stops the server, the watcher and its children together.
 run: install
 	test -f indexes/CURRENT || $(BIN)/python -m ingest
-	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+	$(BIN)/python -m app --watch --host $(HOST) --port $(PORT)
 
 # Debian's Chromium and a CJK font for the browser tests; skipped quietly where apt is unavailable.
 browser:
@@ -41,6 +43,7 @@ bench: install
 	test -f indexes/CURRENT || $(BIN)/python -m ingest
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.watch
 
 # Retrieval and answer quality: the seed corpus with its labelled questions, then the development benchmark
 # (../shared/devbench, reported per split). Embeddings are remembered in .cache/, so a rerun embeds nothing new.

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from app.retrieve import Retrieval, Retriever
 from ingest.segment import has_chinese

@@ -11,6 +11,8 @@ from typing import AsyncIterator
 
 from app.answer import Answer, extractive
 from app.batch import BatchedQueries, CachedQueries
+from app.catalog import Catalog, catalog
+from app.filters import Filters
 from app.followup import standalone
 from app.generate import generate, generate_stream
 from app.llm import ChatClient
@@ -18,7 +20,7 @@ from app.retrieve import Retrieval, Retriever
 from app.settings import Settings
 from ingest.embed import Embedder, EngineOptions, load_embedder
 from ingest.errors import IndexCorrupt, IndexNotReady, NotesError
-from ingest.index import current_version, open_index
+from ingest.index import Index, current_version, open_index
 from ingest.segment import segment
 
 log = logging.getLogger("app")
@@ -37,6 +39,7 @@ class Engine:
         embedder = embedder or load_embedder(settings.embedder, question_engine(settings.engine_options()))
         self.embedder = CachedQueries(BatchedQueries(embedder, settings.batch_size))
         self._retriever: Retriever | None = None
+        self._catalog: tuple[Index, Catalog] | None = None
         self._error: NotesError | None = None
         self._seen: str | None = None
         self._lock = threading.Lock()
@@ -65,6 +68,14 @@ class Engine:
             raise self._error or IndexNotReady(f"No index in {self.settings.index_dir}/; run `python -m ingest` first.")
         return retriever
 
+    def catalog(self, retriever: Retriever) -> Catalog:
+        """The posts of `retriever`'s build as arrays: made when the build is loaded, or now for a request
+        that still holds the build served before."""
+        cached = self._catalog
+        if cached is None or cached[0] is not retriever.index:
+            cached = self._catalog = (retriever.index, catalog(retriever.index))
+        return cached[1]
+
     def reload(self) -> bool:
         """Load the current build if it is not the one served; True when a new build was swapped in.
 
@@ -79,6 +90,7 @@ class Engine:
                 self._seen = version
                 index = open_index(self.settings.index_dir, self.settings.embedder)
                 retriever = Retriever(index, self.embedder)
+                posts = catalog(index)  # made here, so that no request waits for it
             except Exception as exc:
                 # A hand-edited manifest fails with KeyError or TypeError as easily as with our own errors.
                 error = exc if isinstance(exc, NotesError) else IndexCorrupt(
@@ -90,7 +102,7 @@ class Engine:
                 if self._retriever is None:
                     self._error = error
                 return False
-            self._retriever = retriever
+            self._retriever, self._catalog = retriever, (index, posts)
             self._error = self.reload_error = None
             log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
             return True
@@ -104,18 +116,24 @@ class Engine:
         if self.llm is not None:
             self.llm.check_free()
 
-    async def retrieve(self, question: str, top_k: int, history: list[dict]) -> tuple[Retriever, Retrieval]:
-        """Search with the standalone form of the question, on the build served right now."""
+    async def retrieve(
+        self, question: str, top_k: int, history: list[dict], filters: Filters = Filters()
+    ) -> tuple[Retriever, Retrieval]:
+        """Search with the standalone form of the question, on the build served right now, among the
+        posts that pass `filters`: a filter that leaves nothing gives no hits, hence "not covered"."""
         retriever = self.retriever
+        allowed = self.catalog(retriever).mask(filters)
         query = await standalone(question, history, retriever, self.llm)
         # Awaited here rather than inside search: a question waiting for its batch holds no worker thread.
         started = time.perf_counter()
         vector = await self.embedder.query(retriever.embedding_text(query))
         embed_ms = (time.perf_counter() - started) * 1000
-        return retriever, await asyncio.to_thread(retriever.search, query, top_k, vector=vector, embed_ms=embed_ms)
+        return retriever, await asyncio.to_thread(
+            retriever.search, query, top_k, vector=vector, embed_ms=embed_ms, allowed=allowed
+        )
 
-    async def answer(self, question: str, top_k: int, history: list[dict]) -> Answer:
-        retriever, r = await self.retrieve(question, top_k, history)
+    async def answer(self, question: str, top_k: int, history: list[dict], filters: Filters = Filters()) -> Answer:
+        retriever, r = await self.retrieve(question, top_k, history, filters)
         if self.llm is None:
             return await asyncio.to_thread(extractive, retriever, r, question, top_k)
         return await generate(retriever, self.llm, r, question, top_k)

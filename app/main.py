@@ -15,9 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import middleware
 from app.engine import Engine
 from app.errors import ModelBusy, PostNotFound, Unauthorized, UnsupportedMediaType
-from app.routes import ask, health, page, posts, search
+from app.routes import ask, health, page, posts, search, tags
 from app.settings import Settings
+from app.watcher import start_watching
 from ingest.errors import IndexCorrupt, IndexMismatch, IndexNotReady, NotesError
+from ingest.settings import IngestSettings
 
 log = logging.getLogger("app")
 
@@ -57,10 +59,12 @@ def _validation_message(errors: list[dict]) -> str:
 
 @contextlib.asynccontextmanager
 async def _reloading(app: FastAPI) -> AsyncIterator[None]:
-    """Pick up builds that `python -m ingest` publishes, for as long as the app runs."""
+    """Pick up builds that `python -m ingest` publishes, for as long as the app runs; with a corpus
+    to watch, also run the watcher that publishes them."""
     engine: Engine = app.state.engine
+    halt = start_watching(engine, app.state.watch) if app.state.watch else None
 
-    async def watch() -> None:
+    async def poll() -> None:
         while True:
             await asyncio.sleep(engine.settings.reload_interval)
             try:
@@ -68,12 +72,17 @@ async def _reloading(app: FastAPI) -> AsyncIterator[None]:
             except Exception:  # reload reports bad builds itself; this is a bug, and the loop must outlive it
                 log.exception("the reload check failed")
 
-    task = asyncio.create_task(watch())
+    task = asyncio.create_task(poll())
     yield
     task.cancel()
+    if halt is not None:
+        await asyncio.to_thread(halt)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, watch: IngestSettings | None = None
+) -> FastAPI:
+    """The app; with `watch`, it also watches that corpus and ingests every change (`python -m app --watch`)."""
     settings = settings or Settings()
     app = FastAPI(
         title="Notes QA", version="0.1.0", summary="Cited answers from your own notes.", lifespan=_reloading,
@@ -81,6 +90,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or Engine(settings)
+    app.state.watch = watch
     middleware.install(app, settings)
 
     @app.exception_handler(NotesError)
@@ -105,7 +115,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         return error(500, "internal_error", f"Unexpected {type(exc).__name__}; this is a bug.")
 
-    for router in (ask.router, search.router, posts.router, health.router, page.router):
+    for router in (ask.router, search.router, tags.router, posts.router, health.router, page.router):
         app.include_router(router)
     app.mount("/docs/assets", StaticFiles(directory=page.SWAGGER_UI), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")

@@ -8,6 +8,7 @@ import numpy as np
 
 from app import abstain, fuse
 from app.expand import Query, query
+from app.filters import dense_within, terms_within
 from app.fuse import Hit
 from ingest import bridge, probes
 from ingest.embed import Embedder
@@ -114,16 +115,24 @@ class Retriever:
         evidence = [self._evidence(self.candidates(t, v)) for t, v in zip(texts, vectors)]
         return abstain.calibrate([e[0] for e in evidence], [e[1] for e in evidence])
 
-    def candidates(self, question: str, vector: np.ndarray) -> Candidates:
-        """The top chunks of each side for one question, each on its own normalised scale."""
+    def candidates(self, question: str, vector: np.ndarray, allowed: np.ndarray | None = None) -> Candidates:
+        """The top chunks of each side for one question, each on its own normalised scale; `allowed`, a
+        boolean per chunk (app/filters.py), limits both sides and the coverage to those chunks."""
         q = query(question, segment(question), self.bridge)
         n = len(self.index.chunks)
-        cos, ids = self.index.dense.search(vector[None, :].astype(np.float32), min(CANDIDATES, n))
+        if allowed is None:
+            cos, ids = self.index.dense.search(vector[None, :].astype(np.float32), min(CANDIDATES, n))
+        else:
+            cos, ids = dense_within(self.index.vectors, vector, allowed, CANDIDATES)
         dense = {int(i): float(c) for c, i in zip(cos[0], ids[0]) if i >= 0}
         raw = self.index.bm25.weighted_scores(q.weights)
+        terms = self.index.bm25.terms
+        if allowed is not None:
+            raw = np.where(allowed, raw, 0.0)
+            terms = terms_within(self.index.bm25, q.weights, allowed)
         weight = self.weights(list(q.weights))
         ceiling = sum(weight[t] * w for t, w in q.weights.items())
-        known = sum(weight[t] * w for t, w in q.weights.items() if t in self.index.bm25.terms)
+        known = sum(weight[t] * w for t, w in q.weights.items() if t in terms)
         bm25 = {int(i): float(raw[i]) for i in _top(raw, CANDIDATES) if raw[i] > 0}
         floor = float(np.median(self._sample @ vector)) if len(self._sample) else 0.0
         return Candidates(q, vector, dense, bm25, floor, known / ceiling if ceiling > 0 else 0.0)
@@ -139,14 +148,15 @@ class Retriever:
 
     def search(
         self, question: str, k: int = 10, method: str = "hybrid", vector: np.ndarray | None = None,
-        embed_ms: float = 0.0,
+        embed_ms: float = 0.0, allowed: np.ndarray | None = None,
     ) -> Retrieval:
-        """The best chunks for `question`; `vector`, when the caller embedded `embedding_text(question)` itself."""
+        """The best chunks for `question`; `vector`, when the caller embedded `embedding_text(question)` itself;
+        `allowed`, a boolean per chunk, limits ranking to those chunks (app/filters.py)."""
         t0 = time.perf_counter()
         if vector is None:
             vector = self.embedder.queries([self.embedding_text(question)])[0]
         t1 = time.perf_counter()
-        c = self.candidates(question, vector)
+        c = self.candidates(question, vector, allowed)
         t2 = time.perf_counter()
         hits = fuse.ranked(fused(c, method, fuse.policy_for(question), self._openers), c.bm25, c.dense)[:k]
         # Fill in both evidence values for hits found by one side only.

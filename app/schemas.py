@@ -1,9 +1,47 @@
 """Request and response models of the HTTP contract."""
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from app.filters import Filters
+
+_ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def iso_date(value: object) -> object:
+    """Only YYYY-MM-DD: pydantic alone would also take a Unix time such as 1700000000 for a date."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_RE.fullmatch(value):
+        raise ValueError("a date must be written YYYY-MM-DD")
+    return dt.date.fromisoformat(value)  # a 13th month is a ValueError, which pydantic reports
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(iso_date)]
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class FiltersIn(BaseModel):
+    """Only posts with any of `tags` (case-insensitive) and dated from `since` to `until`, both included."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    since: IsoDate | None = None
+    until: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FiltersIn:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    def filters(self) -> Filters:
+        return Filters(tuple(self.tags), self.since, self.until)
 
 
 class Turn(BaseModel):
@@ -21,6 +59,10 @@ class AskRequest(BaseModel):
     history: list[Turn] = Field(
         default_factory=list, max_length=10, description="earlier turns, oldest first, for follow-up questions"
     )
+    filters: FiltersIn | None = Field(None, description="answer only from the posts that pass these")
+
+    def post_filters(self) -> Filters:
+        return self.filters.filters() if self.filters else Filters()
 
     @field_validator("question", mode="before")
     @classmethod
@@ -58,6 +100,18 @@ class SearchResult(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     results: list[SearchResult]
+
+
+class RelatedPost(BaseModel):
+    post_id: str
+    title: str
+    date: str | None
+    score: float
+
+
+class RelatedResponse(BaseModel):
+    post_id: str
+    related: list[RelatedPost]
 
 
 class PostResponse(BaseModel):

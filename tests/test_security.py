@@ -110,7 +110,10 @@ def test_docs_load_no_third_party_script(client: TestClient) -> None:
 
 
 def test_without_the_api_key_the_api_answers_401(keyed: TestClient) -> None:
-    for method, path in [("POST", "/ask"), ("POST", "/ask/stream"), ("GET", "/search?q=DDP"), ("GET", "/posts/xss-note")]:
+    for method, path in [
+        ("POST", "/ask"), ("POST", "/ask/stream"), ("GET", "/search?q=DDP"), ("GET", "/posts/xss-note"),
+        ("GET", "/posts/xss-note/related"), ("GET", "/tags"),
+    ]:
         for auth in (None, "Bearer wrong", "Bearer s3cret-key-longer", "Basic czNjcmV0LWtleQ==", "Bearer "):
             r = keyed.request(method, path, json=QUESTION, headers={"authorization": auth} if auth else {})
             assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", (path, auth)
@@ -122,5 +125,5 @@ def test_with_the_api_key_the_api_answers(keyed: TestClient) -> None:
     assert keyed.post("/ask", json=QUESTION, headers=auth).json()["found"] is True
     assert keyed.get("/posts/xss-note", headers=auth).status_code == 200
     # The page, its files and the health check stay open: they hold no note.
-    for path in ("/", "/static/app.js", "/healthz", "/docs", "/openapi.json"):
+    for path in ("/", "/static/js/main.js", "/healthz", "/docs", "/openapi.json"):
         assert keyed.get(path).status_code == 200, path

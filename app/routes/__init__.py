@@ -1,1 +1,1 @@
-"""One router per resource: ask, search, posts, health, page."""
+"""One router per resource: ask, search, tags, posts, health, page."""

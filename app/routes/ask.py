@@ -32,7 +32,7 @@ def sse(event: str, data: dict) -> str:
 async def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
     """Answer a question from the notes, each sentence cited, or say the notes don't cover it."""
     started = time.perf_counter()
-    result = await engine.answer(body.question, body.top_k, [t.model_dump() for t in body.history])
+    result = await engine.answer(body.question, body.top_k, [t.model_dump() for t in body.history], body.post_filters())
     return response(result, started)
 
 
@@ -44,7 +44,8 @@ async def ask_stream(body: AskRequest, engine: EngineDep) -> StreamingResponse:
     started = time.perf_counter()
     engine.check_model()
     # Retrieval runs before the stream opens, so its errors are still plain JSON responses.
-    retriever, r = await engine.retrieve(body.question, body.top_k, [t.model_dump() for t in body.history])
+    history = [t.model_dump() for t in body.history]
+    retriever, r = await engine.retrieve(body.question, body.top_k, history, body.post_filters())
 
     async def events() -> AsyncIterator[str]:
         # A client that goes away cancels this generator; closing the engine's stream closes the model's.
