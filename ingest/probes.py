@@ -7,6 +7,7 @@ computing questions, written for no particular corpus.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,10 +20,16 @@ def questions(path: Path = PROBES) -> list[str]:
     return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip() and not line.startswith("#")]
 
 
-def record(embedder: Embedder, texts: list[str], previous: dict | None = None) -> dict:
-    """{"embedder", "texts", "vectors"} as JSON data for the probe questions as the service embeds them
-    (translated through the bridge, see ingest/bridge.py); the previous build's vectors when nothing changed."""
-    if previous and previous.get("embedder") == embedder.name and previous.get("texts") == texts:
+def record(load: Callable[[], Embedder], texts: list[str], previous: dict | None, engine: str | None) -> dict:
+    """{"embedder", "engine", "texts", "vectors"} as JSON data: the probe questions as the service embeds
+    them (translated through the bridge, see ingest/bridge.py), by the engine that embeds its questions.
+    The previous build's record when the texts and `engine` (when known without loading it) are the same."""
+    if previous and previous.get("texts") == texts and engine is not None and previous.get("engine") == engine:
+        return previous
+    embedder = load()
+    if previous and previous.get("texts") == texts and (previous.get("embedder"), previous.get("engine")) == (
+        embedder.name, embedder.engine
+    ):
         return previous
     vectors = embedder.queries(texts) if texts else np.zeros((0, embedder.dim))
-    return {"embedder": embedder.name, "texts": texts, "vectors": np.round(vectors, 6).tolist()}
+    return {"embedder": embedder.name, "engine": embedder.engine, "texts": texts, "vectors": np.round(vectors, 6).tolist()}
