@@ -136,7 +136,8 @@ def ingest_times(corpora: list[Path], model_dir: Path, repeats: int) -> None:
                 (work / "bench-new.md").write_text("# 新笔记\n\n学习率预热在训练初期使用较小的学习率。之后逐渐增大。\n", "utf-8")
                 one_new.append(_run_ingest(work, Path(tmp) / "indexes", model_dir))
         posts = len(read_corpus(corpus, 10**7)[0])
-        print(f"| {corpus.name if corpus.name != 'corpus' else corpus.parent.name + '/corpus'} | {posts} "
+        label = "seed (corpus/)" if corpus.resolve() == (ROOT / "corpus").resolve() else f"{corpus.parent.name}/{corpus.name}"
+        print(f"| {label} | {posts} "
               f"| {statistics.median(cold):.1f} | {statistics.median(unchanged):.2f} "
               f"| {statistics.median(one_new):.2f} | {', '.join(f'{x:.1f}' for x in cold)} |")
     print()
