@@ -45,7 +45,7 @@ class Engine:
         self._lock = threading.Lock()
         # Why the build in CURRENT is not the one served, until a build loads again; for /healthz.
         self.reload_error: str | None = None
-        # Builds that failed to load since start-up; for /metrics.
+        # Published builds that failed to load since start-up; for /metrics.
         self.reload_failures = 0
         self.llm = (
             ChatClient(
@@ -101,7 +101,7 @@ class Engine:
                 )
                 log.warning("index %s not loaded: %s", self._seen, error)
                 self.reload_error = str(error)
-                self.reload_failures += 1
+                self.reload_failures += not isinstance(error, IndexNotReady)  # no build yet is no failed one
                 if self._retriever is None:
                     self._error = error
                 return False

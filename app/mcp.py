@@ -44,7 +44,9 @@ INSTRUCTIONS = (
 def notes_server(engine: Engine, metrics: Metrics | None = None, reload: bool = False) -> MCPServer:
     """The three tools over `engine`; with `reload`, each call first picks up a newer build (stdio has no
     server loop to do it); with `metrics`, ask_notes is counted like POST /ask."""
-    server = MCPServer("notes-qa", version="0.1.0", instructions=INSTRUCTIONS)
+    # The SDK calls logging.basicConfig with its log level; at WARNING, a root logger that nobody configured
+    # stays as quiet as it was.
+    server = MCPServer("notes-qa", version="0.1.0", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def ready() -> None:
         if reload:

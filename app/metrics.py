@@ -74,14 +74,15 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def route_template(scope: Scope) -> str:
+def route_template(handled: Scope, arrived: Scope) -> str:
     """The path pattern of the route that handled this request (FastAPI leaves it in the scope), else of the
-    first route or mount that matches it; never the raw path, which would make a label per post id."""
-    route = scope.get("route")
+    first route or mount that matches the request as it arrived (a mount rewrites the scope's paths); never
+    the raw path, which would make a label per post id."""
+    route = handled.get("route")
     if route is not None and hasattr(route, "path"):
         return route.path
-    for route in getattr(scope.get("app"), "routes", ()):
-        if route.matches(scope)[0] == Match.FULL:
+    for route in getattr(handled.get("app"), "routes", ()):
+        if route.matches(arrived)[0] == Match.FULL:
             return route.path
     return UNMATCHED
 
@@ -97,6 +98,7 @@ class RequestMetrics:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
+        arrived = dict(scope)
         status = 500  # unless a response starts
 
         async def observed(message: Message) -> None:
@@ -108,7 +110,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observed)
         finally:
-            route = route_template(scope)
+            route = route_template(scope, arrived)
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
