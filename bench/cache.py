@@ -77,7 +77,7 @@ class EmbeddingCache:
         if not self._new:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        on_disk = EmbeddingCache(_Named(self.name, self.dim), self.folder.parent)
+        on_disk = EmbeddingCache(_Named(self.name, self.dim, self.engine), self.folder.parent)
         rows, vectors = dict(on_disk._rows), [on_disk._vectors]
         for key, vector in self._new:
             if key not in rows:
@@ -93,7 +93,7 @@ class EmbeddingCache:
 
 
 class _Named:
-    """Only the name and dimension of an embedder, for reading its cache."""
+    """Only the name, dimension and engine of an embedder, for reading its cache."""
 
-    def __init__(self, name: str, dim: int) -> None:
-        self.name, self.dim = name, dim
+    def __init__(self, name: str, dim: int, engine: str) -> None:
+        self.name, self.dim, self.engine = name, dim, engine

@@ -204,3 +204,20 @@ def test_no_file_means_no_feedback(tmp_path: Path) -> None:
     assert feedback.read(tmp_path / "none.jsonl") == []
     assert feedback.delete(tmp_path / "none.jsonl") == 0
     assert os.listdir(tmp_path) == []
+
+
+def test_the_evaluation_command_evaluates_feedback_beside_the_other_sets(
+    built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import eval as bench_eval
+
+    none = tmp_path / "none.jsonl"
+    none.write_text("", "utf-8")
+    argv = [str(none), "--index", str(built.index_dir), "--methods", "hybrid", "--cache", str(tmp_path / "cache")]
+    assert bench_eval.main([*argv, "--feedback", str(DATA / "feedback.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"4 questions from {none}, {DATA / 'feedback.jsonl'}, embedded by ")
+    rows = [line.split(" | ")[:3] for line in out.splitlines() if line.startswith("| feedback |")]
+    retrieval = [["| feedback", slice_, "1" if slice_ != "all" else "3"] for slice_ in ("zh", "en", "mixed", "all")]
+    assert rows[:4] == retrieval  # the MRR table, then the per-method table, then refusals with "off"
+    assert ["| feedback", "off", "1"] in rows and ["| feedback", "off", "1"] not in rows[:8]
