@@ -76,14 +76,15 @@ class Metrics:
 
 def route_template(handled: Scope, arrived: Scope) -> str:
     """The path pattern of the route that handled this request (FastAPI leaves it in the scope), else of the
-    first route or mount that matches the request as it arrived (a mount rewrites the scope's paths); never
-    the raw path, which would make a label per post id."""
+    first route or mount that matches the request as it arrived (a mount rewrites the scope's paths); a request
+    refused before routing (a foreign Host) is unmatched. Never the raw path: that would be a label per post id."""
     route = handled.get("route")
     if route is not None and hasattr(route, "path"):
         return route.path
     for route in getattr(handled.get("app"), "routes", ()):
-        if route.matches(arrived)[0] == Match.FULL:
-            return route.path
+        path = getattr(route, "path", None)  # FastAPI's included routers have none; their routes set "route"
+        if isinstance(path, str) and route.matches(arrived)[0] == Match.FULL:
+            return path
     return UNMATCHED
 
 
