@@ -45,11 +45,12 @@ bench: install
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.watch
 
-# Retrieval and answer quality: the seed corpus with its labelled questions, then the development benchmark
+# Retrieval and answer quality: the seed corpus with its labelled questions (and the owner's, from the page's
+# 👍/👎 in indexes/feedback.jsonl, when there are some), then the development benchmark
 # (../shared/devbench, reported per split). Embeddings are remembered in .cache/, so a rerun embeds nothing new.
 DEVBENCH ?= ../shared/devbench
 eval: install
-	$(BIN)/python -m bench.eval --corpus corpus tests/data/eval_questions.jsonl
+	$(BIN)/python -m bench.eval --corpus corpus tests/data/eval_questions.jsonl $(if $(wildcard indexes/feedback.jsonl),--feedback indexes/feedback.jsonl)
 	$(BIN)/python -m bench.eval --corpus $(DEVBENCH)/corpus $(DEVBENCH)/questions_zh.jsonl $(DEVBENCH)/questions_en.jsonl $(DEVBENCH)/questions_off.jsonl
 
 clean:

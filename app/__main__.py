@@ -3,6 +3,9 @@
     python -m app [serve] [--index DIR] [--host H] [--port P] [--watch] [--corpus DIR]   # http://127.0.0.1:8000
     python -m app ask "问题" [--top-k N] [--json] [--tag T] [--since D] [--until D]      # no server needed
     python -m app search "query" [-k N] [--json] [--tag T] [--since D] [--until D]
+    python -m app feedback export > feedback.jsonl        # the 👍/👎 given in the page, as JSON lines
+    python -m app feedback delete ID... | --all           # remove some feedback, or all of it
+    python -m app.mcp [--index DIR]                       # the notes as MCP tools over stdio
     uvicorn app.main:app                                  # the same app as `serve`, settings from NOTES_*
 
 `ask` exits 0 when answered, 3 when the notes do not cover the question, 2 on a usage error and 1 when
@@ -40,7 +43,7 @@ def _count(low: int, high: int):  # -> a type for argparse
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", metavar="{serve,ask,search}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,ask,search,feedback}")
     serve = sub.add_parser("serve", help="serve the API and the chat page (the default)")
     ask = sub.add_parser("ask", help="answer a question from the notes, with numbered citations")
     ask.add_argument("question")
@@ -48,9 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="list the passages that match a query, best first")
     search.add_argument("query")
     search.add_argument("-k", type=_count(1, 50), default=10, metavar="N", help="passages, 1..50 (default 10)")
+    feedback = sub.add_parser("feedback", help="export or delete the feedback given on answers")
+    action = feedback.add_subparsers(dest="action", required=True, metavar="{export,delete}")
+    action.add_parser("export", help="print every feedback record as a JSON line")
+    delete = action.add_parser("delete", help="remove feedback records by id, or all of them")
+    delete.add_argument("ids", nargs="*", metavar="ID", help="record ids, as `export` shows them")
+    delete.add_argument("--all", action="store_true", help="remove every record")
+    feedback.add_argument("--file", type=Path, help="the feedback file (NOTES_FEEDBACK_FILE, default indexes/feedback.jsonl)")
     # Options given before the command too (`python -m app --index X`), as before there were commands;
     # SUPPRESS keeps a command's unset option from overwriting the value given before it.
-    for p in (parser, serve, ask, search):
+    for p in (parser, serve, ask, search, feedback):
         default = None if p is parser else argparse.SUPPRESS
         p.add_argument("--index", type=Path, default=default, help="index folder (NOTES_INDEX_DIR, default indexes/)")
     for p in (parser, serve):
@@ -100,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from app import cli
 
+    if command == "feedback":
+        if args.file:
+            settings = settings.model_copy(update={"feedback_file": args.file})
+        if args.action == "export":
+            return cli.feedback_export(settings)
+        if bool(args.ids) == args.all:
+            parser.error("feedback delete takes record ids or --all, not both or neither")
+        return cli.feedback_delete(settings, None if args.all else set(args.ids))
     text = (args.question if command == "ask" else args.query).strip()
     if not 1 <= len(text) <= 2000:
         parser.error(f"the {'question' if command == 'ask' else 'query'} must be 1 to 2000 characters")

@@ -55,6 +55,8 @@ class Answer:
     mode: str = "extractive"
     timings_ms: dict[str, float] = field(default_factory=dict)
     warning: str | None = None
+    # Why a generative answer fell back to this extractive one, in a word (a metric label): "timeout", …
+    fallback: str | None = None
 
 
 def language(text: str) -> str:

@@ -1,4 +1,5 @@
-"""`python -m app ask` and `python -m app search`: a question -> the answer or passages on the terminal, no server.
+"""`python -m app ask`, `search` and `feedback`: a question -> the answer or passages on the terminal, no server;
+the feedback file -> exported or pruned.
 
 They read the index directly through the same Engine the server uses, so an answer here is the answer
 /ask gives, and `--json` prints exactly the HTTP response body.
@@ -6,12 +7,14 @@ They read the index directly through the same Engine the server uses, so an answ
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import sys
 import time
 from typing import TextIO
 
+from app import feedback
 from app.filters import Filters
 from app.schemas import AskResponse, SearchResponse
 from app.settings import Settings
@@ -102,3 +105,21 @@ def search(settings: Settings, query: str, k: int, filters: Filters, as_json: bo
     else:
         print(format_results(resp, Style(colour_wanted(out)), _columns(out)), file=out)
     return ANSWERED if resp.results else NOT_COVERED
+
+
+def feedback_export(settings: Settings, out: TextIO | None = None) -> int:
+    """Every whole record, one JSON line each, oldest first (a line torn by a crash is left out)."""
+    for rec in feedback.read(settings.feedback_path):
+        print(json.dumps(rec, ensure_ascii=False), file=out or sys.stdout)
+    return ANSWERED
+
+
+def feedback_delete(settings: Settings, ids: set[str] | None, out: TextIO | None = None) -> int:
+    """Remove the records with these ids, or all of them (None); an id that matches nothing is an error."""
+    path = settings.feedback_path
+    if ids is not None and (unknown := ids - {r.get("id") for r in feedback.read(path)}):
+        print(f"error: no feedback record with id {', '.join(sorted(unknown))} in {path}", file=sys.stderr)
+        return FAILED
+    removed = feedback.delete(path, ids)
+    print(f"deleted {removed} feedback record{'s' if removed != 1 else ''} from {path}", file=out or sys.stdout)
+    return ANSWERED

@@ -1,4 +1,4 @@
-"""What routes take from a request besides their parameters: the engine, a JSON body, the API key."""
+"""What routes take from a request besides their parameters: the engine, the metrics, a JSON body, the API key."""
 from __future__ import annotations
 
 import hmac
@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.engine import Engine
 from app.errors import Unauthorized, UnsupportedMediaType
+from app.metrics import Metrics
 from app.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="Needed when the server sets NOTES_API_KEY.")
@@ -22,7 +23,13 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def json_body(request: Request) -> None:

@@ -37,6 +37,8 @@ class Engine:
         self._lock = threading.Lock()
         # Why the build in CURRENT is not the one served, until a build loads again; for /healthz.
         self.reload_error: str | None = None
+        # Published builds that failed to load since start-up; for /metrics.
+        self.reload_failures = 0
         self.llm = (
             ChatClient(
                 settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout,
@@ -91,6 +93,7 @@ class Engine:
                 )
                 log.warning("index %s not loaded: %s", self._seen, error)
                 self.reload_error = str(error)
+                self.reload_failures += not isinstance(error, IndexNotReady)  # no build yet is no failed one
                 if self._retriever is None:
                     self._error = error
                 return False
@@ -98,6 +101,12 @@ class Engine:
             self._error = self.reload_error = None
             log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
             return True
+
+    @property
+    def served(self) -> Index | None:
+        """The index served right now, or None; never raises (for /metrics and feedback records)."""
+        retriever = self._retriever
+        return retriever.index if retriever else None
 
     @property
     def mode(self) -> str:
@@ -126,15 +135,25 @@ class Engine:
 
     async def answer(self, question: str, top_k: int, history: list[dict], filters: Filters = Filters()) -> Answer:
         retriever, r = await self.retrieve(question, top_k, history, filters)
+        started = time.perf_counter()
         if self.llm is None:
-            return await asyncio.to_thread(extractive, retriever, r, question, top_k)
-        return await generate(retriever, self.llm, r, question, top_k)
+            return timed(await asyncio.to_thread(extractive, retriever, r, question, top_k), started)
+        return timed(await generate(retriever, self.llm, r, question, top_k), started)
 
     async def stream(self, retriever: Retriever, r: Retrieval, question: str, top_k: int) -> AsyncIterator[str | Answer]:
         """Text pieces as they are generated, then the final Answer; extractive mode yields only the Answer."""
+        started = time.perf_counter()
         if self.llm is None:
-            yield await asyncio.to_thread(extractive, retriever, r, question, top_k)
+            yield timed(await asyncio.to_thread(extractive, retriever, r, question, top_k), started)
             return
         async with contextlib.aclosing(generate_stream(retriever, self.llm, r, question, top_k)) as items:
             async for item in items:
-                yield item
+                yield item if isinstance(item, str) else timed(item, started)
+
+
+def timed(a: Answer, started: float) -> Answer:
+    """`a` with the time since `started` as its last stage: "llm" when the model was asked (even if its
+    answer was then replaced), "answer" when the notes were quoted without it."""
+    stage = "llm" if a.mode == "llm" or a.fallback else "answer"
+    a.timings_ms = {**a.timings_ms, stage: round((time.perf_counter() - started) * 1000, 2)}
+    return a

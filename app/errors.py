@@ -16,3 +16,7 @@ class PostNotFound(NotesError):
 
 class ModelBusy(NotesError):
     """Every model slot is taken; the client should try again shortly."""
+
+
+class NotRunning(NotesError):
+    """A part of the service that exists only while the server runs (the MCP transport) was asked outside it."""

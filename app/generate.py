@@ -83,14 +83,15 @@ def finish(retriever: Retriever, r: Retrieval, question: str, top_k: int, text: 
         return not_covered(question, r, mode="llm")
     body, used = validate(text, min(top_k, MAX_PASSAGES, len(r.hits)))
     if not used:
-        return fallback(retriever, r, question, top_k, "the model's answer cited no passage")
+        return fallback(retriever, r, question, top_k, "the model's answer cited no passage", "no_citation")
     citations = [cite(retriever, r, pos, n) for n, pos in enumerate(used, start=1)]
     return Answer(body, True, citations, mode="llm", timings_ms=r.timings_ms)
 
 
-def fallback(retriever: Retriever, r: Retrieval, question: str, top_k: int, why: str) -> Answer:
+def fallback(retriever: Retriever, r: Retrieval, question: str, top_k: int, why: str, reason: str) -> Answer:
     a = extractive(retriever, r, question, top_k)
     a.warning = f"Generative answer unavailable: {why}; showing the extractive answer."
+    a.fallback = reason
     return a
 
 
@@ -107,7 +108,7 @@ async def generate(retriever: Retriever, llm: ChatClient, r: Retrieval, question
     try:
         text = await llm.complete(_prompt(retriever, r, question, top_k))
     except LLMError as exc:
-        return fallback(retriever, r, question, top_k, str(exc))
+        return fallback(retriever, r, question, top_k, str(exc), exc.reason)
     return finish(retriever, r, question, top_k, text)
 
 
@@ -126,6 +127,6 @@ async def generate_stream(
                 yield piece
     except (LLMError, ModelBusy) as exc:
         # The stream has started, so a busy model can no longer be a 503: say so and quote the notes.
-        yield fallback(retriever, r, question, top_k, str(exc))
+        yield fallback(retriever, r, question, top_k, str(exc), getattr(exc, "reason", "busy"))
         return
     yield finish(retriever, r, question, top_k, "".join(pieces))

@@ -14,7 +14,12 @@ from ingest.errors import NotesError
 
 
 class LLMError(NotesError):
-    """The model endpoint failed: connection, timeout, HTTP error or a malformed reply."""
+    """The model endpoint failed: connection, timeout, HTTP error or a malformed reply; `reason` names
+    which, in a word fit for a metric label."""
+
+    def __init__(self, message: str, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ChatClient:
@@ -111,10 +116,10 @@ class ChatClient:
         try:
             yield
         except httpx.HTTPStatusError as exc:
-            raise LLMError(f"the model endpoint answered HTTP {exc.response.status_code}") from None
+            raise LLMError(f"the model endpoint answered HTTP {exc.response.status_code}", "http_error") from None
         except TimeoutError:
-            raise LLMError(f"the model endpoint timed out after {self.timeout:g} s") from None
+            raise LLMError(f"the model endpoint timed out after {self.timeout:g} s", "timeout") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"the model endpoint is unreachable ({type(exc).__name__})") from None
+            raise LLMError(f"the model endpoint is unreachable ({type(exc).__name__})", "unreachable") from None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise LLMError("the model endpoint sent a malformed reply") from None
+            raise LLMError("the model endpoint sent a malformed reply", "malformed") from None

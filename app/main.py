@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import middleware
 from app.engine import Engine
-from app.errors import ModelBusy, PostNotFound, Unauthorized, UnsupportedMediaType
-from app.routes import ask, health, page, posts, search, tags
+from app.errors import ModelBusy, NotRunning, PostNotFound, Unauthorized, UnsupportedMediaType
+from app.metrics import Metrics, RequestMetrics
+from app.routes import ask, feedback, health, mcp, metrics, page, posts, search, tags
 from app.settings import Settings
 from app.watcher import start_watching
 from ingest.errors import IndexCorrupt, IndexMismatch, IndexNotReady, NotesError
@@ -29,6 +30,7 @@ ERRORS: dict[type[NotesError], tuple[int, str, dict[str, str]]] = {
     PostNotFound: (404, "post_not_found", {}),
     UnsupportedMediaType: (415, "unsupported_media_type", {}),
     ModelBusy: (503, "model_busy", {"Retry-After": "2"}),
+    NotRunning: (503, "not_running", {}),
     IndexNotReady: (503, "index_not_ready", {}),
     IndexMismatch: (503, "index_mismatch", {}),
     IndexCorrupt: (503, "index_corrupt", {}),
@@ -73,7 +75,11 @@ async def _reloading(app: FastAPI) -> AsyncIterator[None]:
                 log.exception("the reload check failed")
 
     task = asyncio.create_task(poll())
-    yield
+    # A session manager runs once; a new one for each start of the app (tests start one app several times).
+    app.state.mcp = mcp.session_manager(engine, app.state.metrics)
+    async with app.state.mcp.run():
+        yield
+    app.state.mcp = None
     task.cancel()
     if halt is not None:
         await asyncio.to_thread(halt)
@@ -91,7 +97,10 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine or Engine(settings)
     app.state.watch = watch
+    app.state.metrics = Metrics(app.state.engine)
+    app.state.mcp = None  # the MCP transport's session manager, while the lifespan runs
     middleware.install(app, settings)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: refusals count too
 
     @app.exception_handler(NotesError)
     async def notes_error(_: Request, exc: NotesError) -> JSONResponse:
@@ -115,7 +124,8 @@ def create_app(
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         return error(500, "internal_error", f"Unexpected {type(exc).__name__}; this is a bug.")
 
-    for router in (ask.router, search.router, tags.router, posts.router, health.router, page.router):
+    routers = [ask.router, search.router, tags.router, posts.router, feedback.router, mcp.router, health.router, page.router]
+    for router in routers + ([metrics.router] if settings.metrics_served else []):
         app.include_router(router)
     app.mount("/docs/assets", StaticFiles(directory=page.SWAGGER_UI), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")

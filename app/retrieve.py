@@ -118,10 +118,13 @@ class Retriever:
         evidence = [self._evidence(self.candidates(t, v)) for t, v in zip(texts, vectors)]
         return abstain.calibrate([e[0] for e in evidence], [e[1] for e in evidence])
 
-    def candidates(self, question: str, vector: np.ndarray, allowed: np.ndarray | None = None) -> Candidates:
+    def candidates(
+        self, question: str, vector: np.ndarray, allowed: np.ndarray | None = None, tokens: list[str] | None = None
+    ) -> Candidates:
         """The top chunks of each side for one question, each on its own normalised scale; `allowed`, a
-        boolean per chunk (app/filters.py), limits both sides and the coverage to those chunks."""
-        q = query(question, segment(question), self.bridge)
+        boolean per chunk (app/filters.py), limits both sides and the coverage to those chunks; `tokens`,
+        when the caller segmented the question already."""
+        q = query(question, segment(question) if tokens is None else tokens, self.bridge)
         n = len(self.index.chunks)
         if allowed is None:
             cos, ids = self.index.dense.search(vector[None, :].astype(np.float32), min(CANDIDATES, n))
@@ -159,7 +162,9 @@ class Retriever:
         if vector is None:
             vector = self.embedder.queries([self.embedding_text(question)])[0]
         t1 = time.perf_counter()
-        c = self.candidates(question, vector, allowed)
+        tokens = segment(question)
+        t_seg = time.perf_counter()
+        c = self.candidates(question, vector, allowed, tokens)
         t2 = time.perf_counter()
         hits = fuse.ranked(fused(c, method, fuse.policy_for(question), self._openers), c.bm25, c.dense)[:k]
         # Fill in both evidence values for hits found by one side only.
@@ -167,7 +172,7 @@ class Retriever:
         hits = [Hit(h.chunk, h.score, c.bm25.get(h.chunk, 0.0), float(vectors[h.chunk] @ vector)) for h in hits]
         lift, coverage = self._evidence(c)
         t3 = time.perf_counter()
-        timings = {"embed": t1 - t0 + embed_ms / 1000, "search": t2 - t1, "fuse": t3 - t2}
+        timings = {"segment": t_seg - t1, "embed": t1 - t0 + embed_ms / 1000, "search": t2 - t_seg, "fuse": t3 - t2}
         return Retrieval(
             list(c.query.weights), vector, hits, lift, coverage,
             bool(hits) and abstain.covered(lift, coverage, self.calibration),

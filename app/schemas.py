@@ -135,6 +135,48 @@ class Health(BaseModel):
     )
 
 
+class FeedbackCitation(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    n: int = Field(ge=1, le=20)
+    post_id: str = Field(min_length=1, max_length=200)
+    title: str = Field("", max_length=1000)
+
+
+class FeedbackRequest(BaseModel):
+    """A verdict on one answer, as /ask gave it. 👎 may say why: citation `citation` was wrong
+    (`wrong_citation`), the notes don't cover the question (`not_covered`), or they do (`covered`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: str = Field(min_length=1, max_length=2000)
+    answer: str = Field(max_length=20_000)
+    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=20)
+    verdict: Literal["up", "down"]
+    reason: Literal["wrong_citation", "not_covered", "covered"] | None = None
+    citation: int | None = Field(None, description="with reason wrong_citation: the `n` of the wrong citation")
+    comment: str | None = Field(None, max_length=2000)
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _trim(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackRequest:
+        if self.reason and self.verdict != "down":
+            raise ValueError("a reason goes with verdict 'down' only")
+        if (self.reason == "wrong_citation") != (self.citation is not None):
+            raise ValueError("reason 'wrong_citation' and `citation` go together")
+        if self.citation is not None and self.citation not in {c.n for c in self.citations}:
+            raise ValueError(f"citation {self.citation} is not among the answer's citations")
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    id: str
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

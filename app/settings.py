@@ -1,5 +1,6 @@
 """Service settings, read from NOTES_* environment variables."""
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -29,6 +30,21 @@ class Settings(ModelSettings):
     llm_max_tokens: int = 512
     # Model calls at once; one more is answered 503 with Retry-After instead of queueing.
     llm_concurrency: int = 4
+    # GET /metrics: "auto" serves it on a loopback bind, or anywhere once NOTES_API_KEY is set.
+    metrics: Literal["auto", "on", "off"] = "auto"
+    # Where 👍/👎 from the page and POST /feedback are appended; default <index_dir>/feedback.jsonl.
+    feedback_file: Path | None = None
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.feedback_file or self.index_dir / "feedback.jsonl"
+
+    @property
+    def metrics_served(self) -> bool:
+        """Metrics tell request counts and the index's size: not for anyone who can reach a public port."""
+        if self.metrics != "auto":
+            return self.metrics == "on"
+        return self.api_key is not None or self.host in ("127.0.0.1", "localhost", "::1", "[::1]")
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -53,6 +53,7 @@ def post_page(post: Post, related: Sequence[tuple[Post, float]] = ()) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(post.title)}</title>
 <link rel="stylesheet" href="/static/style.css">
+<link rel="stylesheet" href="/static/note.css">
 </head>
 <body class="post-page">
 <main class="note">

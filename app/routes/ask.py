@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from app.answer import Answer
-from app.deps import EngineDep, api_key, json_body
+from app.deps import EngineDep, MetricsDep, api_key, json_body
 from app.schemas import ERROR_RESPONSES, AskRequest, AskResponse
 
 router = APIRouter(tags=["ask"], dependencies=[Depends(api_key), Depends(json_body)], responses=ERROR_RESPONSES)
@@ -29,15 +29,16 @@ def sse(event: str, data: dict) -> str:
 
 
 @router.post("/ask", response_model=AskResponse)
-async def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
+async def ask(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> AskResponse:
     """Answer a question from the notes, each sentence cited, or say the notes don't cover it."""
     started = time.perf_counter()
     result = await engine.answer(body.question, body.top_k, [t.model_dump() for t in body.history], body.post_filters())
+    metrics.answered(result)
     return response(result, started)
 
 
 @router.post("/ask/stream", response_class=StreamingResponse)
-async def ask_stream(body: AskRequest, engine: EngineDep) -> StreamingResponse:
+async def ask_stream(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> StreamingResponse:
     """Server-sent events: `token` events with the model's text as it is generated, marked
     `"provisional": true` because it is not validated yet, then one `done` event carrying the
     validated answer exactly as POST /ask returns it, which may differ or fall back to extractive."""
@@ -54,6 +55,7 @@ async def ask_stream(body: AskRequest, engine: EngineDep) -> StreamingResponse:
                 if isinstance(item, str):
                     yield sse("token", {"text": item, "provisional": True})
                 else:
+                    metrics.answered(item)
                     yield sse("done", response(item, started).model_dump())
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

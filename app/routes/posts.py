@@ -16,7 +16,7 @@ router = APIRouter(tags=["posts"], dependencies=[Depends(api_key)], responses=ER
 PAGE_RELATED = 5
 
 
-def _post(engine: Engine, post_id: str) -> Post:
+def find_post(engine: Engine, post_id: str) -> Post:
     # A dictionary lookup, never a path: ids like ../x or with NUL simply do not exist.
     post = engine.retriever.index.posts.get(post_id)
     if post is None:
@@ -31,12 +31,17 @@ def _related(engine: Engine, post_id: str, k: int) -> list[tuple[Post, float]]:
 @router.get("/posts/{post_id}", response_model=PostResponse)
 def get_post(post_id: str, request: Request, response: Response, engine: EngineDep) -> PostResponse | HTMLResponse:
     """A whole note: JSON, or a readable page, with its related notes, when the client asks for text/html."""
-    post = _post(engine, post_id)
+    post = find_post(engine, post_id)
     # The same URL answers JSON or HTML by Accept: a cache must keep the two apart.
     accept = request.headers.get("accept", "")
     if "text/html" in accept and "application/json" not in accept:
         return HTMLResponse(post_page(post, _related(engine, post_id, PAGE_RELATED)), headers={"Vary": "Accept"})
     response.headers["Vary"] = "Accept"
+    return post_response(post)
+
+
+def post_response(post: Post) -> PostResponse:
+    """A whole note as JSON; shared with the MCP tool get_note."""
     return PostResponse(
         post_id=post.post_id, title=post.title, date=post.date, tags=list(post.tags), url=post.url, text=post.text
     )
@@ -45,7 +50,7 @@ def get_post(post_id: str, request: Request, response: Response, engine: EngineD
 @router.get("/posts/{post_id}/related", response_model=RelatedResponse)
 def related(post_id: str, engine: EngineDep, k: int = Query(5, ge=1, le=20)) -> RelatedResponse:
     """The k other posts nearest to this one by their vectors (the mean of each post's chunks), best first."""
-    _post(engine, post_id)
+    find_post(engine, post_id)
     return RelatedResponse(
         post_id=post_id,
         related=[

@@ -2,6 +2,7 @@
 import { T } from './strings.js';
 import { els, h, noteHref, state } from './dom.js';
 import { describeFilters } from './filters.js';
+import { feedbackRow } from './feedback.js';
 
 export function renderUser(turn) {
   const m = h('div', 'msg user');
@@ -77,6 +78,7 @@ export function renderAnswer(turn, onRetry) {
     w.title = turn.warning;
     b.append(w);
   }
+  b.append(feedbackRow(turn));
   m.append(b);
   return m;
 }

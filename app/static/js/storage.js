@@ -32,7 +32,7 @@ export function cleanTurn(t) {
     answer: str(t.answer), found: t.found !== false,
     citations: Array.isArray(t.citations) ? t.citations.map(cleanCitation).filter(Boolean) : [],
     mode: str(t.mode), ms: typeof t.ms === 'number' ? t.ms : null, error: str(t.error), warning: str(t.warning),
-    filters: cleanFilters(t.filters),
+    filters: cleanFilters(t.filters), feedback: str(t.feedback),
   };
 }
 

@@ -23,6 +23,8 @@ export const STRINGS = {
     errKey: '需要正确的访问密钥才能提问。',
     filters: '筛选', tags: '标签', since: '从', until: '到', reset: '清除筛选', noTags: '笔记还没有标签。', only: '仅限',
     mdTitle: '笔记问答 · 对话记录', mdExported: '导出于', mdSources: '出处',
+    fbUp: '有帮助', fbDown: '没帮助', fbWrong: (n) => `引用 [${n}] 不对`, fbNo: '笔记里没有这个', fbYes: '笔记里其实有',
+    fbOther: '其他问题', fbThanks: '谢谢反馈',
   },
   en: {
     title: 'Notes Q&A', tagline: 'Answers from my machine-learning notes, with sources',
@@ -47,6 +49,8 @@ export const STRINGS = {
     keySave: 'Use this key', errKey: 'A valid access key is needed to ask.',
     filters: 'Filters', tags: 'Tags', since: 'From', until: 'To', reset: 'Clear filters', noTags: 'The notes have no tags yet.',
     only: 'Only', mdTitle: 'Notes Q&A · conversation', mdExported: 'Exported', mdSources: 'Sources',
+    fbUp: 'Helpful', fbDown: 'Not helpful', fbWrong: (n) => `[${n}] is wrong`, fbNo: 'Not in the notes',
+    fbYes: 'The notes cover it', fbOther: 'Other', fbThanks: 'Thanks',
   },
 };
 
