@@ -27,11 +27,12 @@ run: install
 	test -f indexes/CURRENT || $(BIN)/python -m ingest
 	$(BIN)/python -m app --watch --host $(HOST) --port $(PORT)
 
-# Debian's Chromium and a CJK font for the browser tests; skipped quietly where apt is unavailable.
+# Debian's Chromium, a CJK font and an emoji font (the 👍/👎 buttons) for the browser tests and screenshots;
+# skipped quietly where apt is unavailable.
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|wqy'; then \
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|wqy' || ! fc-list 2>/dev/null | grep -qi 'emoji'; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei fonts-noto-color-emoji >/dev/null) \
 	      || echo "WARNING: could not install chromium; browser tests will be skipped"; \
 	  else echo "WARNING: chromium missing and apt-get unavailable; browser tests will be skipped"; fi; \
 	fi
