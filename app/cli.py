@@ -12,7 +12,9 @@ import logging
 import shutil
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
+
+from pydantic import BaseModel
 
 from app import feedback
 from app.filters import Filters
@@ -75,6 +77,14 @@ def format_results(resp: SearchResponse, style: Style, cols: int) -> str:
     return "\n".join(lines)
 
 
+def _print(resp: BaseModel, format: Callable[..., str], as_json: bool, out: TextIO) -> None:
+    """The HTTP body with --json, else `format`ted for the terminal `out` is."""
+    if as_json:
+        print(resp.model_dump_json(indent=2), file=out)
+    else:
+        print(format(resp, Style(colour_wanted(out)), _columns(out)), file=out)
+
+
 def ask(settings: Settings, question: str, top_k: int, filters: Filters, as_json: bool, out: TextIO = sys.stdout) -> int:
     from app.routes.ask import response
 
@@ -85,10 +95,7 @@ def ask(settings: Settings, question: str, top_k: int, filters: Filters, as_json
     except NotesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return FAILED
-    if as_json:
-        print(resp.model_dump_json(indent=2), file=out)
-    else:
-        print(format_answer(resp, Style(colour_wanted(out)), _columns(out)), file=out)
+    _print(resp, format_answer, as_json, out)
     return ANSWERED if resp.found else NOT_COVERED
 
 
@@ -100,10 +107,7 @@ def search(settings: Settings, query: str, k: int, filters: Filters, as_json: bo
     except NotesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return FAILED
-    if as_json:
-        print(resp.model_dump_json(indent=2), file=out)
-    else:
-        print(format_results(resp, Style(colour_wanted(out)), _columns(out)), file=out)
+    _print(resp, format_results, as_json, out)
     return ANSWERED if resp.results else NOT_COVERED
 
 
