@@ -85,7 +85,7 @@ def serve(settings: Settings, watch: bool, corpus: Path | None) -> int:
     from ingest.settings import IngestSettings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.allowed_hosts == LOOPBACK_HOSTS:
+    if not settings.loopback and settings.allowed_hosts == LOOPBACK_HOSTS:
         logging.getLogger("app").warning(
             "listening on %s, but only requests addressed to %s are answered; set NOTES_ALLOWED_HOSTS "
             "to the names clients use, and NOTES_API_KEY", settings.host, ", ".join(LOOPBACK_HOSTS),

@@ -40,11 +40,16 @@ class Settings(ModelSettings):
         return self.feedback_file or self.index_dir / "feedback.jsonl"
 
     @property
+    def loopback(self) -> bool:
+        """Is the service bound to this machine only?"""
+        return self.host in ("127.0.0.1", "localhost", "::1", "[::1]")
+
+    @property
     def metrics_served(self) -> bool:
         """Metrics tell request counts and the index's size: not for anyone who can reach a public port."""
         if self.metrics != "auto":
             return self.metrics == "on"
-        return self.api_key is not None or self.host in ("127.0.0.1", "localhost", "::1", "[::1]")
+        return self.api_key is not None or self.loopback
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

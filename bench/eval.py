@@ -26,14 +26,14 @@ from pathlib import Path
 from app.answer import answer
 from app.fuse import distinct_posts_first
 from app.retrieve import METHODS, Retriever
+from app.settings import Settings
 from bench import metrics
 from bench.cache import EmbeddingCache
-from app.settings import Settings
 from bench.questions import FEEDBACK, OFF, Question, load, load_feedback
 from ingest.build import build
 from ingest.embed import load_embedder, question_engine
-from ingest.settings import IngestSettings
 from ingest.index import open_index
+from ingest.settings import IngestSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = ROOT / "tests" / "data" / "eval_questions.jsonl"
