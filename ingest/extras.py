@@ -16,11 +16,12 @@ from ingest.segment import words
 
 
 def mine(
-    posts: list[Post], vocabulary: list[str], questions: Callable[[], Embedder], engine: str | None,
+    posts: list[Post], vocabulary: list[str], questions: Callable[[], Embedder] | None, engine: str | None,
     corpus_dir: Path, previous: dict | None,
 ) -> dict:
     """{"bridge": ..., "probes": ...}; a user's own pairs are read from `<corpus>/bridge.tsv` when it exists.
-    `questions` loads the embedder of the service's questions (`engine`, when known before loading it)."""
+    `questions` loads the embedder of the service's questions (`engine`, when known before loading it), or is
+    None when ingest does not hold it."""
     table = bridge.mine([p.text for p in posts], vocabulary, corpus_dir / BRIDGE_FILE, words)
     texts = [bridge.embedding_text(q, table) for q in probes.questions()]
     return {"bridge": table, "probes": probes.record(questions, texts, (previous or {}).get("probes"), engine)}

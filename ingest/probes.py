@@ -20,12 +20,15 @@ def questions(path: Path = PROBES) -> list[str]:
     return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip() and not line.startswith("#")]
 
 
-def record(load: Callable[[], Embedder], texts: list[str], previous: dict | None, engine: str | None) -> dict:
+def record(load: Callable[[], Embedder] | None, texts: list[str], previous: dict | None, engine: str | None) -> dict | None:
     """{"embedder", "engine", "texts", "vectors"} as JSON data: the probe questions as the service embeds
     them (translated through the bridge, see ingest/bridge.py), by the engine that embeds its questions.
-    The previous build's record when the texts and `engine` (when known without loading it) are the same."""
+    The previous build's record when the texts and `engine` (when known without loading it) are the same;
+    None when they are not and there is nothing to `load` them with: the service embeds them itself."""
     if previous and previous.get("texts") == texts and engine is not None and previous.get("engine") == engine:
         return previous
+    if load is None:
+        return None
     embedder = load()
     if previous and previous.get("texts") == texts and (previous.get("embedder"), previous.get("engine")) == (
         embedder.name, embedder.engine

