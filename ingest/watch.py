@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -60,14 +60,14 @@ class Run:
 
 
 def child_env(settings: IngestSettings) -> dict[str, str]:
-    """The watcher's own settings for the child, as NOTES_* variables; the child's engine is `watch_engine`.
+    """The watcher's own settings for the child, as NOTES_* variables. The child embeds passages with
+    `watch_engine` (see armed()); NOTES_ENGINE stays the service's, which embeds the questions and so the probes.
 
     One model thread: a burst is a post or a few, and beside a server (or another job) on two cores, two
     OpenMP threads that spin-wait for each other took 1.75 s for what one thread did in 0.33 s
     (docs/benchmarks.md). OMP_NUM_THREADS set by the user wins.
     """
-    values = {**settings.model_dump(), "engine": settings.watch_engine}
-    env = {f"NOTES_{k.upper()}": str(v) for k, v in values.items() if v is not None}
+    env = {f"NOTES_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
     return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **env}
 
 
@@ -91,7 +91,7 @@ def armed(settings: IngestSettings) -> int:
     from ingest.segment import segment
 
     segment("预热 warm-up")
-    embedder = load_embedder(settings.embedder, settings.engine_options())
+    embedder = load_embedder(settings.embedder, replace(settings.engine_options(), engine=settings.watch_engine))
     embedder.passages(["预热 warm-up"])  # a model's first call sets up its threads and buffers
     if not sys.stdin.readline():
         return 0  # the watcher went away before it needed this ingest

