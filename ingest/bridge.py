@@ -39,7 +39,11 @@ _HAN_RE = re.compile(f"[{HAN}]")
 _EN_TERM_RE = re.compile(r"[A-Za-z][A-Za-z0-9+#'\-]*(?: [A-Za-z0-9][A-Za-z0-9+#'\-]*)*")
 _ZH_TERM_RE = re.compile(f"[{HAN}A-Za-z0-9 \\-]*[{HAN}][{HAN}A-Za-z0-9 \\-]*")
 _YEAR_RE = re.compile(r"\b(1[5-9]|20)\d\d\b")
-_TRAILING_WORDS_RE = re.compile(r"(?:[A-Za-z][A-Za-z0-9+#'\-]*\s?){1,8}$")
+# Up to 8 English words at the end of a text, one whitespace character apart. Written so that a word cannot
+# also be read as several (the earlier `(?:word\s?){1,8}$` could, and took 6.8 s on the seed and devbench
+# corpora where this takes 0.02 s, with the same matches on all 1,605 bracket contexts).
+_EN_WORD = r"[A-Za-z][A-Za-z0-9+#'\-]*"
+_TRAILING_WORDS_RE = re.compile(rf"(?:{_EN_WORD}\s){{0,7}}{_EN_WORD}\s?$")
 _MARKUP_RE = re.compile(r"\*\*|__|`")
 _SPLIT_RE = re.compile(r"\s*[,;/、，；]\s*")
 # "傳統 传统 [chuan2 tong3] /tradition/traditional/": traditional, simplified, pinyin, senses.

@@ -86,11 +86,13 @@ def start_child(settings: IngestSettings) -> subprocess.Popen:
 def armed(settings: IngestSettings) -> int:
     """The child's side of start_child(): get ready, wait for the word, ingest once and end the process.
     Returns (0) only when the watcher went away without needing this ingest."""
+    from ingest import bridge
     from ingest.build import build
     from ingest.embed import load_embedder
     from ingest.segment import segment
 
     segment("预热 warm-up")
+    bridge.dictionary_pairs([])  # reads CC-CEDICT (1 s), which every ingest's bridge needs
     embedder = load_embedder(settings.embedder, replace(settings.engine_options(), engine=settings.watch_engine))
     embedder.passages(["预热 warm-up"])  # a model's first call sets up its threads and buffers
     if not sys.stdin.readline():
