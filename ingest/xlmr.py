@@ -11,11 +11,11 @@ computes (tests/test_convert.py compares the two), with less around it:
 - the tokens of a batch are packed into one matrix for the products, whose row count is rounded up to a
   few sizes, so that oneDNN builds a kernel once per size, not once per batch; attention alone sees the
   texts padded to the longest;
-- the layers are one TorchScript function, which runs without Python's GIL. Run op by op from Python,
-  each of a forward's 200 operations takes the GIL back when it ends, and in a server whose other threads
-  run Python each of those waits its turn: a batch of 8 questions took 2.9 s instead of 42 ms next to one
-  busy Python thread, 0.7 s as TorchScript with the rest of the forward still in Python, and XX ms with all
-  of it in the function (docs/benchmarks.md).
+- the forward pass is one TorchScript module that owns its weights (`_Layers`), and runs without Python's
+  GIL. Run op by op from Python, each of a forward's 200 operations takes the GIL back when it ends, and in a
+  server whose other threads run Python each of those waits its turn: a batch of 8 questions took 2.9 s
+  instead of 42 ms next to one busy Python thread, 0.7 s as TorchScript on weights Python held, and 93 ms
+  in the module that owns them (docs/benchmarks.md).
 """
 
 import json
@@ -23,7 +23,7 @@ import math
 import mmap
 import warnings
 from pathlib import Path
-from typing import Any, List
+from typing import List
 
 import numpy as np
 import torch
@@ -34,14 +34,14 @@ from ingest.errors import BadEmbedder
 
 
 def _rows(n: int) -> int:
-    """`n` rounded up to one of 8 sizes per doubling (at least a multiple of 16): at most 12.5 % padding."""
+    """`n` rounded up to one of 4 sizes per doubling (at least a multiple of 16): under 25 % padding."""
     step = max(16, 2 ** max(0, math.ceil(math.log2(max(n, 1))) - 3))
     return -(-n // step) * step
 
 
 class Encoder:
     def __init__(self, folder: Path, device: str, dtype: torch.dtype) -> None:
-        self.device, self.dtype = device, dtype
+        self.device = device
         config = json.loads((folder / "config.json").read_text("utf-8"))
         self.hidden, self.heads = config["hidden_size"], config["num_attention_heads"]
         self.eps, self.pad = config["layer_norm_eps"], config["pad_token_id"]
@@ -80,7 +80,6 @@ class Encoder:
             warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
             self._layers = torch.jit.script(_Layers(self.heads, self.eps, packed))
         self._layers.load(embeddings, layers)
-        self.packed = packed
 
     def __call__(self, windows: list[list[int]]) -> np.ndarray:
         """The mean of the last layer over each window's tokens, in fp32 and not normalised. Each window is
