@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from app.filters import Filters
+from app.schemas import trimmed
 from app.settings import LOOPBACK_HOSTS, Settings
 
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if bool(args.ids) == args.all:
             parser.error("feedback delete takes record ids or --all, not both or neither")
         return cli.feedback_delete(settings, None if args.all else set(args.ids))
-    text = (args.question if command == "ask" else args.query).strip()
+    text = trimmed(args.question if command == "ask" else args.query)
     if not 1 <= len(text) <= 2000:
         parser.error(f"the {'question' if command == 'ask' else 'query'} must be 1 to 2000 characters")
     if args.since and args.until and args.since > args.until:

@@ -82,10 +82,10 @@ def choose_sentences(retriever: Retriever, r: Retrieval, top_k: int) -> list[tup
     idf = retriever.weights(r.tokens)
     candidates: list[tuple[float, int, int, int]] = []
     seen: set[int] = set()
-    for pos, hit in enumerate(r.hits[: min(3, top_k)]):
+    for pos, hit in enumerate(r.hits[:top_k]):
         prior = hit.score / max(r.hits[0].score, 1e-9)
-        if prior < PASSAGE_FLOOR:
-            break  # a clearly weaker passage adds noise, not answers
+        if (pos >= 3 or prior < PASSAGE_FLOOR) and candidates:
+            break  # a clearly weaker passage adds noise, not answers; unless the strong ones had none (code, tables)
         for order, sid in enumerate(index.chunk_sentences[hit.chunk]):
             text = index.sentences[sid]
             if sid in seen or not informative(text) or _QUESTION_RE.search(text):

@@ -27,7 +27,7 @@ from app.metrics import Metrics
 from app.routes.ask import response
 from app.routes.posts import find_post, post_response
 from app.routes.search import search_response
-from app.schemas import AskResponse, IsoDate, PostResponse, SearchResponse, Tag
+from app.schemas import AskResponse, IsoDate, PostResponse, QuestionText, SearchResponse, Tag
 from app.settings import Settings
 from ingest.errors import NotesError
 
@@ -66,7 +66,7 @@ def notes_server(engine: Engine, metrics: Metrics | None = None, reload: bool = 
         "text and score for each hit; pass a post_id to get_note for the whole note. " + UNTRUSTED
     ))
     async def search_notes(
-        query: Annotated[str, Field(min_length=1, max_length=2000, description="what to look for")],
+        query: Annotated[QuestionText, Field(description="what to look for")],
         k: Annotated[int, Field(ge=1, le=50, description="how many passages")] = 10,
         tags: Annotated[list[Tag] | None, Field(max_length=50, description="only notes with any of these tags")] = None,
         since: Annotated[IsoDate | None, Field(description="only notes dated on or after, YYYY-MM-DD")] = None,
@@ -84,15 +84,13 @@ def notes_server(engine: Engine, metrics: Metrics | None = None, reload: bool = 
         "false the notes do not cover the question: say so rather than answering from elsewhere. " + UNTRUSTED
     ))
     async def ask_notes(
-        question: Annotated[str, Field(min_length=1, max_length=2000, description="the question, in any language")],
+        question: Annotated[QuestionText, Field(description="the question, in any language")],
         top_k: Annotated[int, Field(ge=1, le=20, description="passages to draw the answer from")] = 5,
     ) -> AskResponse:
-        if not question.strip():
-            raise ToolError("the question is empty")
         await ready()
         started = time.perf_counter()
         with tool_errors():
-            result = await engine.answer(question.strip(), top_k, [])
+            result = await engine.answer(question, top_k, [])
         if metrics is not None:
             metrics.answered(result)
         return response(result, started)

@@ -55,11 +55,9 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def openers(chunks: list[Chunk]) -> frozenset[int]:
-    """The chunks that open a post or a section of it."""
-    return frozenset(
-        i for i, c in enumerate(chunks)
-        if c.ord == 0 or chunks[i - 1].post_id != c.post_id or chunks[i - 1].heading != c.heading
-    )
+    """The chunks that open a post. Not those that open a section: once Markdown headings were read as such
+    (setext ones included), counting them lost 0.004 zh and 0.007 en MRR on devbench `tune` (docs/benchmarks.md)."""
+    return frozenset(i for i, c in enumerate(chunks) if c.ord == 0 or chunks[i - 1].post_id != c.post_id)
 
 
 def fused(c: Candidates, method: str, policy: fuse.Policy, opening: frozenset[int] = frozenset()) -> dict[int, float]:
@@ -144,9 +142,11 @@ class Retriever:
         floor = float(np.median(self._sample @ vector)) if len(self._sample) else 0.0
         return Candidates(q, vector, dense, bm25, floor, known / ceiling if ceiling > 0 else 0.0)
 
-    @staticmethod
-    def _evidence(c: Candidates) -> tuple[float, float]:
-        best = max(c.dense.values(), default=0.0)
+    def _evidence(self, c: Candidates) -> tuple[float, float]:
+        """Lift and coverage (app/abstain.py). Only a passage that can answer counts for the lift: a line of
+        links or a piece of code that looks like an English question shows nothing about the notes covering it."""
+        chunks = self.index.chunks
+        best = max((cos for i, cos in c.dense.items() if chunks[i].answers), default=0.0)
         return fuse.lift({0: best}, c.floor)[0], c.coverage
 
     def embedding_text(self, question: str) -> str:

@@ -5,11 +5,22 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.filters import Filters
 
 _ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Control characters (C0 but tab and newline, DEL, C1): never part of a question.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def trimmed(value: object) -> object:
+    """A question or a query without control characters or surrounding blanks: "\\x00\\x01 " is empty, so
+    /ask and /search refuse it alike (422), instead of searching for nothing."""
+    return _CONTROL_RE.sub("", value).strip() if isinstance(value, str) else value
+
+
+QuestionText = Annotated[str, BeforeValidator(trimmed), Field(min_length=1, max_length=2000)]
 
 
 def iso_date(value: object) -> object:
@@ -54,7 +65,7 @@ class Turn(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    question: str = Field(min_length=1, max_length=2000, description="1..2000 characters after trimming")
+    question: QuestionText = Field(description="1..2000 characters after trimming")
     top_k: int = Field(5, ge=1, le=20, description="passages to draw the answer from")
     history: list[Turn] = Field(
         default_factory=list, max_length=10, description="earlier turns, oldest first, for follow-up questions"
@@ -63,11 +74,6 @@ class AskRequest(BaseModel):
 
     def post_filters(self) -> Filters:
         return self.filters.filters() if self.filters else Filters()
-
-    @field_validator("question", mode="before")
-    @classmethod
-    def _trim(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value
 
 
 class Citation(BaseModel):
@@ -105,6 +111,7 @@ class SearchResponse(BaseModel):
 class RelatedPost(BaseModel):
     post_id: str
     title: str
+    opening: str = Field(description="the note's first heading, or its first words: sections of one chapter share a title")
     date: str | None
     score: float
 
@@ -136,7 +143,10 @@ class Health(BaseModel):
 
 
 class FeedbackCitation(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    """A citation as /ask returned it; what feedback does not keep (url, snippet, score, date) is ignored, so
+    that a client can send the citations back exactly as it got them."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     n: int = Field(ge=1, le=20)
     post_id: str = Field(min_length=1, max_length=200)
@@ -149,18 +159,13 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    question: str = Field(min_length=1, max_length=2000)
+    question: QuestionText
     answer: str = Field(max_length=20_000)
     citations: list[FeedbackCitation] = Field(default_factory=list, max_length=20)
     verdict: Literal["up", "down"]
     reason: Literal["wrong_citation", "not_covered", "covered"] | None = None
     citation: int | None = Field(None, description="with reason wrong_citation: the `n` of the wrong citation")
     comment: str | None = Field(None, max_length=2000)
-
-    @field_validator("question", mode="before")
-    @classmethod
-    def _trim(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackRequest:

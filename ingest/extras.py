@@ -22,7 +22,7 @@ def mine(
     """{"bridge": ..., "probes": ...}; a user's own pairs are read from `<corpus>/bridge.tsv` when it exists.
     `questions` loads the embedder of the service's questions (`engine`, when known before loading it), or is
     None when ingest does not hold it."""
-    table = bridge.mine([p.text for p in posts], vocabulary, corpus_dir / BRIDGE_FILE, words)
+    table = bridge.mine(*bridge.read_notes(p.text for p in posts), vocabulary, corpus_dir / BRIDGE_FILE, words)
     texts = [bridge.embedding_text(q, table) for q in probes.questions()]
     return {"bridge": table, "probes": probes.record(questions, texts, (previous or {}).get("probes"), engine)}
 

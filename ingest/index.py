@@ -35,7 +35,8 @@ BUILDS = "builds"
 # HNSW search breadth: recall@10 0.97 against exact at 100k vectors, 9x faster (docs/benchmarks.md).
 HNSW_EF_SEARCH = 256
 _VERSION_RE = re.compile(r"[0-9A-Za-z-]{1,64}")
-_CHUNK_FIELDS = set(Chunk.__dataclass_fields__)
+# `answers` is stored as sentence ids.
+_CHUNK_FIELDS = set(Chunk.__dataclass_fields__) - {"answers"}
 _REBUILD = "Rebuild with `python -m ingest --full`."
 
 
@@ -121,12 +122,15 @@ def load_build(path: Path) -> Index:
     try:
         posts = {p["post_id"]: Post(**{**p, "tags": tuple(p["tags"])}) for p in _read_json(path / "posts.json")}
         rows = _read_json(path / "chunks.json")
-        chunks = [Chunk(**{k: v for k, v in r.items() if k in _CHUNK_FIELDS}) for r in rows]
         hashes, chunk_sentences = [r["hash"] for r in rows], [r["sentences"] for r in rows]
         sentences = _read_json(path / "sentences.json")
+        chunks = [
+            Chunk(**{k: v for k, v in r.items() if k in _CHUNK_FIELDS}, answers=tuple(sentences[i] for i in r["sentences"]))
+            for r in rows
+        ]
         terms = _read_json(path / "bm25_terms.json")
         extras = _read_json(path / "extras.json")
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, IndexError) as exc:
         raise IndexCorrupt(f"The records of {path} are malformed ({exc}). {_REBUILD}") from None
     try:
         vectors = np.load(path / "vectors.npy", allow_pickle=False)

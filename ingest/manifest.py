@@ -28,6 +28,8 @@ class SegmenterInfo:
 class Chunking:
     size: int
     overlap: int
+    # How posts are cut (ingest/chunk.py's METHOD); empty in builds made before it was recorded.
+    method: str = ""
 
 
 @dataclass(frozen=True)

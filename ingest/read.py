@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ingest.blocks import HEADING, PROSE, blocks
 from ingest.errors import BadPost
 
 POST_SUFFIXES = {".md", ".markdown"}
@@ -22,8 +23,6 @@ MAX_FRONT_MATTER_DEPTH = 8
 # A user's own English-Chinese term pairs live beside the posts (ingest/bridge.py); not a post, not skipped.
 BRIDGE_FILE = "bridge.tsv"
 _ID_RE = re.compile(r"^[\w][\w.\-]{0,127}$")
-# One line at a time, and `\S` right after the blanks: no backtracking, linear on any line.
-_HEADING_RE = re.compile(r"\s{0,3}(#{1,6})\s+(\S.*)")
 # "1. " and "128. " number a list item; they end no sentence.
 _SENTENCE_END_RE = re.compile(r"[。！？!?；;:：\n]|(?<![0-9])[.](?=\s|$)")
 # C0 controls except tab and newline, DEL and C1 controls: never part of a note.
@@ -55,29 +54,21 @@ _FILE_KINDS = {
 }
 
 
-def atx_heading(line: str) -> tuple[int, str] | None:
-    """(level, text) of a Markdown ATX heading line such as "## 梯度检查点 ##", else None."""
-    m = _HEADING_RE.fullmatch(line)
-    if not m:
-        return None
-    text = m.group(2).rstrip()
-    # A closing run of '#' counts only after a blank: "## C#" keeps its '#'.
-    closed = text.rstrip("#")
-    if closed != text and closed[-1:].isspace():
-        text = closed.rstrip()
-    return len(m.group(1)), text
-
-
 def valid_id(post_id: str) -> bool:
     return bool(_ID_RE.match(post_id)) and ".." not in post_id
 
 
+def title_of(markdown: str, limit: int = 60) -> str:
+    """A note's title when its front matter gives none: its first heading, else its first sentence."""
+    found = blocks(markdown)
+    heading = next((b.text for b in found if b.kind == HEADING), None)
+    if heading:
+        return heading[:limit]
+    return first_sentence(next((b.text for b in found if b.kind in PROSE), "") or markdown, limit)
+
+
 def first_sentence(text: str, limit: int = 60) -> str:
-    """The first heading, else the first sentence, cut at `limit` characters."""
-    for line in text.split("\n"):
-        found = atx_heading(line)
-        if found:
-            return found[1][:limit]
+    """The first sentence of plain text, cut at `limit` characters."""
     text = text.strip()
     # A comma ends a title too, once it is long enough to say something.
     end = _SENTENCE_END_RE.search(text) or None
@@ -200,7 +191,7 @@ def parse_post(raw: bytes, name: str) -> Post:
         raise BadPost(f"invalid post id {post_id!r}: use letters, digits, '_', '-' or '.'")
     return Post(
         post_id=post_id,
-        title=_as_text(meta, "title") or first_sentence(body),
+        title=_as_text(meta, "title") or title_of(body),
         text=body,
         date=_as_text(meta, "date"),
         tags=_as_tags(meta),

@@ -32,7 +32,7 @@ class ModelSettings(BaseSettings):
 class IngestSettings(ModelSettings):
     corpus_dir: Path = Path("corpus")
     chunk_size: int = 450
-    chunk_overlap: int = 80
+    chunk_overlap: int = 140
     # Past this many chunks the dense index is HNSW instead of exact.
     hnsw_threshold: int = 50_000
     max_post_bytes: int = 2_000_000

@@ -77,7 +77,7 @@ def dense_index(vectors: np.ndarray, hnsw_threshold: int) -> faiss.Index:
 def _write_files(folder: Path, build: Build, dense: faiss.Index) -> dict[str, int]:
     """Every data file of a build, one at a time; returns their sizes by name."""
     rows = [
-        {**asdict(c), "hash": h, "sentences": s}
+        {**{k: v for k, v in asdict(c).items() if k != "answers"}, "hash": h, "sentences": s}
         for c, h, s in zip(build.chunks, build.chunk_hashes, build.chunk_sentences)
     ]
     _write(folder / "posts.json", _json([asdict(p) for p in build.posts.values()]))

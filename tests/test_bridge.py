@@ -1,7 +1,9 @@
 """Mining the cross-lingual bridge from small synthetic notes: pairs, false pairs, weights, determinism."""
 from pathlib import Path
 
-from ingest.bridge import bracket_pairs, dictionary_pairs, glossary_pairs, is_english_term, mine, table, user_pairs
+from ingest.bridge import (
+    bracket_pairs, dictionary_pairs, glossary_pairs, is_english_term, mine, read_notes, table, user_pairs,
+)
 from ingest.segment import words
 
 NOTES = [
@@ -18,7 +20,10 @@ def test_both_bracket_styles_and_nested_brackets_give_pairs() -> None:
     assert bracket_pairs(NOTES[0], words) == [("感受野", "Receptive Field")]
     assert bracket_pairs(NOTES[1], words) == [("负采样", "Negative Sampling")]
     # The bold span names the Chinese term; the nested bracket is a second English name for it.
-    assert bracket_pairs(NOTES[2], words) == [("批标准化", "Batch Normalization"), ("批标准化", "BN")]
+    [(text, emphasis)], _ = read_notes([NOTES[2]])
+    assert (text, emphasis) == ("批标准化（Batch Normalization (BN)）可以加速训练。", ("批标准化",))
+    assert bracket_pairs(text, words, emphasis) == [("批标准化", "Batch Normalization"), ("批标准化", "BN")]
+    assert bracket_pairs("用于加速的批标准化(Batch Normalization)", words) == [("批标准化", "Batch Normalization")]
     assert bracket_pairs(NOTES[5], words) == [("反卷积", "Deconvolution")]
 
 
@@ -29,8 +34,9 @@ def test_figure_references_years_and_citations_are_not_pairs() -> None:
 
 
 def test_glossary_tables_give_pairs() -> None:
-    page = "| 中文 | English |\n|---|---|\n| 过拟合 | overfitting |\n| 学习率 | learning rate |\n| 说明 | 见正文 |"
-    assert glossary_pairs(page) == [("中文", "English"), ("过拟合", "overfitting"), ("学习率", "learning rate")]
+    page = "| 中文 | English |\n|---|---|\n| **过拟合** | overfitting |\n| 学习率 | learning rate |\n| 说明 | 见正文 |"
+    _, rows = read_notes([page])
+    assert glossary_pairs(rows) == [("中文", "English"), ("过拟合", "overfitting"), ("学习率", "learning rate")]
 
 
 def test_the_table_shares_each_terms_weight_by_how_often_the_notes_pair_it() -> None:
@@ -55,13 +61,13 @@ def test_a_users_own_pairs_are_read_and_outweigh_the_notes(tmp_path: Path) -> No
     path.write_text("# mine\nreceptive field|RF\t感受野\n\nno tab here\n", "utf-8")
     assert user_pairs(path) == [("感受野", "receptive field"), ("感受野", "RF")]
     assert user_pairs(tmp_path / "missing.tsv") == []
-    mined = mine(["感受野(receptive field)", "视野(receptive field)"], [], path, words, use_dictionary=False)
+    mined = mine([("感受野(receptive field)", ()), ("视野(receptive field)", ())], [], [], path, words, use_dictionary=False)
     assert mined["en"]["receptive field"] == [["感受野", 0.8571], ["视野", 0.1429]]
 
 
 def test_mining_is_deterministic() -> None:
-    first = mine(NOTES, ["梯度", "方差"], None, words)
-    assert first == mine(list(NOTES), ["方差", "梯度"], None, words)
+    first = mine(*read_notes(NOTES), ["梯度", "方差"], None, words)
+    assert first == mine(*read_notes(list(NOTES)), ["方差", "梯度"], None, words)
     assert list(first["en"]) == sorted(first["en"])
 
 

@@ -16,7 +16,7 @@ import pytest
 from ingest import store
 from ingest.__main__ import main as ingest_main
 from ingest.build import build
-from ingest.chunk import chunk
+from ingest.chunk import METHOD, chunk
 from ingest.embed import E5_SMALL, Embedder
 from ingest.errors import EmptyCorpus, IndexCorrupt, IndexMismatch, IngestBusy, SkippedPosts
 from ingest.index import HNSW_EF_SEARCH, Index, builds_dir, current_version, load_build, open_index
@@ -50,7 +50,7 @@ def test_the_built_index_describes_itself(built: IngestSettings) -> None:
     assert m.format_version == FORMAT_VERSION and m.version == current_version(built.index_dir)
     assert m.rules.embedder == EmbedderInfo(E5_SMALL, 384, "torch/cpu/bfloat16")
     assert m.rules.segmenter.name == "jieba-search" and len(m.rules.segmenter.dictionary_hash) == 16
-    assert m.rules.chunking == Chunking(450, 80)
+    assert m.rules.chunking == Chunking(450, 140, METHOD)
     assert m.counts.posts == len(index.posts) == 7  # 9 files, of which broken.md and empty.md are skipped
     assert m.counts.chunks == len(index.chunks) and m.counts.sentences == len(index.sentences)
     assert index.vectors.shape == (len(index.chunks), 384)

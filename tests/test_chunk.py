@@ -20,7 +20,7 @@ def test_chunks_end_at_sentence_boundaries_with_overlap() -> None:
     for c in chunks:
         assert len(c.text) <= 120 and c.text.endswith("。")
     for a, b in zip(chunks, chunks[1:]):
-        assert b.text.split(" ")[0] in a.text  # the next chunk starts with the last sentence of this one
+        assert b.text.split("。")[0] in a.text  # the next chunk starts with the last sentence of this one
 
 
 def test_a_long_sentence_is_never_cut_inside_an_english_word() -> None:
@@ -33,7 +33,7 @@ def test_a_long_sentence_is_never_cut_inside_an_english_word() -> None:
 def test_headings_give_each_chunk_its_path_and_the_title_its_context() -> None:
     text = "# 模型\n\n引言。\n\n## 训练\n\n训练很慢。\n\n```\n# not a heading\n```"
     assert [h for h, _ in sections(text)] == ["模型", "模型 > 训练"]
-    assert sections(text)[1][1] == ["训练很慢。", "```\n# not a heading\n```"]
+    assert [(b.kind, b.text) for b in sections(text)[1][1]] == [("paragraph", "训练很慢。"), ("code", "# not a heading")]
     chunks = chunk(post(text), size=400, overlap=50)
     assert chunks[-1].heading == "模型 > 训练"
     assert chunks[-1].context.startswith("标题 > 模型 > 训练\n")

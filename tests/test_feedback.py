@@ -66,7 +66,7 @@ def test_a_verdict_is_stored_with_an_id_a_time_and_the_build(fed) -> None:
         {"question": "x" * 2001},
         {"answer": 5},
         {"citations": [{"n": 0, "post_id": "a"}]},
-        {"citations": [{"n": 1, "post_id": "a", "snippet": "extra field"}]},
+        {"question": "\x00\x01\x02"},
         {"citations": [{"n": i, "post_id": "a"} for i in range(1, 22)]},
         {"reason": "not_covered"},  # a reason with 👍
         {"verdict": "down", "reason": "because"},
@@ -84,6 +84,16 @@ def test_a_bad_body_is_a_422_and_stores_nothing(fed, change: dict) -> None:
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "invalid_request"
     assert not path.exists()
+
+
+def test_the_citations_of_an_ask_response_are_accepted_as_they_are(fed) -> None:
+    client, path = fed
+    asked = client.post("/ask", json={"question": UP["question"]}).json()
+    assert {"url", "snippet", "score", "date"} <= set(asked["citations"][0])
+    body = {"question": UP["question"], "answer": asked["answer"], "citations": asked["citations"], "verdict": "up"}
+    assert client.post("/feedback", json=body).status_code == 201
+    [rec] = feedback.read(path)
+    assert rec["citations"] == [{k: c[k] for k in ("n", "post_id", "title")} for c in asked["citations"]]
 
 
 def test_bodies_that_are_not_json_or_too_large_are_4xx(fed) -> None:

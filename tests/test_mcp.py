@@ -60,7 +60,7 @@ async def check_malformed_calls(client: Client) -> None:
         ("search_notes", "since"): {"query": "梯度", "since": "2026-13-01"},
         ("search_notes", "after until"): {"query": "梯度", "since": "2026-02-01", "until": "2026-01-01"},
         ("ask_notes", "top_k"): {"question": "DDP", "top_k": 99},
-        ("ask_notes", "empty"): {"question": "   "},
+        ("ask_notes", "question"): {"question": " \x00 "},
         ("get_note", "No post with id"): {"post_id": "../../etc/passwd"},
         ("get_note", "post_id"): {"post_id": ["a", "b"]},
     }

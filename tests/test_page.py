@@ -255,7 +255,9 @@ def test_note_text_is_never_executed(page: Page, live_server, problems: list[str
     ask(page, XSS_QUESTION).locator(f'button.chip[data-n="{n}"]').first.click()
     passage = page.locator("#passage")
     expect(passage.locator(".passage-title")).to_contain_text("<script>alert('title')</script>")
-    expect(passage.locator(".passage-text")).to_contain_text("<script>alert('xss')</script>")
+    # Passages are plain text: a script's tags and content are gone; what is not a tag stays as written.
+    expect(passage.locator(".passage-text")).to_contain_text("正文里有 这样的脚本标签")
+    expect(passage.locator(".passage-text")).not_to_contain_text("alert('xss')")
     expect(passage.locator(".passage-text")).to_contain_text("<img src=x onerror=alert('img')>")
     expect(passage.locator("a.passage-source")).to_be_hidden()  # its url is javascript:
     expect(page.locator('img[src="x"], a[href^="javascript"]')).to_have_count(0)
@@ -263,8 +265,12 @@ def test_note_text_is_never_executed(page: Page, live_server, problems: list[str
 
     page.goto(live_server.url + "/posts/xss-note")  # a navigation: Accept text/html
     expect(page.locator("main.note h1")).to_have_text("<script>alert('title')</script> 安全测试笔记")
+    # The note page renders the Markdown, and shows raw HTML as text.
+    expect(page.locator("main.note article")).to_contain_text("<script>alert('xss')</script>")
     expect(page.locator("main.note article")).to_contain_text("<img src=x onerror=alert('img')>")
-    expect(page.locator('img, script, a[href^="javascript"]')).to_have_count(0)
+    expect(page.locator("main.note article table strong")).to_have_text("加粗")
+    expect(page.locator("main.note article a.image")).to_have_attribute("href", "https://example.com/remote.png")
+    expect(page.locator('img, script, iframe, a[href^="javascript"], a[href^="data"]')).to_have_count(0)
     assert not problems
 
 

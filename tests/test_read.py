@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.errors import BadPost
-from ingest.read import atx_heading, first_sentence, parse_post, read_corpus, valid_id
+from ingest.read import first_sentence, parse_post, read_corpus, title_of, valid_id
 
 
 def test_front_matter_is_optional_and_ids_and_titles_have_defaults() -> None:
@@ -115,8 +115,10 @@ def test_a_long_heading_line_is_read_in_linear_time() -> None:
     started = time.monotonic()
     post = parse_post(("# a" + " " * 20_000 + "b\n\n正文。").encode(), "h.md")
     assert post.title.startswith("a ") and time.monotonic() - started < 2
-    assert atx_heading("## 梯度检查点 ##") == (2, "梯度检查点") and atx_heading("# C#") == (1, "C#")
-    assert atx_heading("#no-space") is None and atx_heading("    # code") is None
+    assert title_of("## 梯度检查点 ##\n\n正文") == "梯度检查点" and title_of("# C#\n\n正文") == "C#"
+    assert title_of("#no-space 不是标题。正文") == "#no-space 不是标题。" and title_of("    # code\n\n正文。") == "正文。"
+    assert title_of("**梯度检查点**的作用是省显存。后文") == "梯度检查点的作用是省显存。"  # plain text, never Markdown
+    assert title_of("梯度检查点\n---\n\n正文") == "梯度检查点"  # a setext heading
 
 
 # YAML's syntax characters, and pieces known to break naive readers: explicit tags, anchors and

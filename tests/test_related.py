@@ -38,7 +38,7 @@ def test_related_returns_the_nearest_other_posts(client: TestClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["post_id"] == GBDT and body["related"][0]["post_id"] == RF  # both tree ensembles
-    assert set(body["related"][0]) == {"post_id", "title", "date", "score"} and len(body["related"]) == 2
+    assert set(body["related"][0]) == {"post_id", "title", "opening", "date", "score"} and len(body["related"]) == 2
     assert client.get(f"/posts/{RF}/related").json()["related"][0]["post_id"] == GBDT
     everything = client.get(f"/posts/{GBDT}/related", params={"k": 20}).json()["related"]
     ids = [x["post_id"] for x in everything]

@@ -8,7 +8,7 @@ from app.deps import EngineDep, api_key
 from app.engine import Engine
 from app.errors import PostNotFound
 from app.schemas import ERROR_RESPONSES, PostResponse, RelatedPost, RelatedResponse
-from app.views import post_page
+from app.views import opening, post_page
 from ingest.read import Post
 
 router = APIRouter(tags=["posts"], dependencies=[Depends(api_key)], responses=ERROR_RESPONSES)
@@ -54,7 +54,7 @@ def related(post_id: str, engine: EngineDep, k: int = Query(5, ge=1, le=20)) -> 
     return RelatedResponse(
         post_id=post_id,
         related=[
-            RelatedPost(post_id=p.post_id, title=p.title, date=p.date, score=round(score, 4))
+            RelatedPost(post_id=p.post_id, title=p.title, opening=opening(p), date=p.date, score=round(score, 4))
             for p, score in _related(engine, post_id, k)
         ],
     )

@@ -5,12 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator
 
 from app.deps import EngineDep, api_key
 from app.engine import Engine
 from app.filters import Filters
 from app.fuse import distinct_posts_first
-from app.schemas import ERROR_RESPONSES, IsoDate, SearchResponse, SearchResult, Tag
+from app.schemas import ERROR_RESPONSES, IsoDate, SearchResponse, SearchResult, Tag, trimmed
 
 router = APIRouter(tags=["search"], dependencies=[Depends(api_key)], responses=ERROR_RESPONSES)
 
@@ -19,7 +20,7 @@ def search_response(engine: Engine, q: str, k: int, filters: Filters = Filters()
     """Passages for `q`, the best passage of each post before second ones; shared with `python -m app search`."""
     retriever = engine.retriever
     index = retriever.index
-    hits = retriever.search(q.strip() or q, k=max(k, 20), allowed=engine.catalog(retriever).mask(filters)).hits
+    hits = retriever.search(q, k=max(k, 20), allowed=engine.catalog(retriever).mask(filters)).hits
     hits = distinct_posts_first(hits, [c.post_id for c in index.chunks])[:k]
     results = [
         SearchResult(
@@ -45,7 +46,7 @@ def query_filters(
 def search(
     engine: EngineDep,
     filters: Annotated[Filters, Depends(query_filters)],
-    q: str = Query(min_length=1, max_length=2000),
+    q: Annotated[str, BeforeValidator(trimmed), Query(min_length=1, max_length=2000)],
     k: int = Query(10, ge=1, le=50),
 ) -> SearchResponse:
     """Passages for a query, best first, the best passage of each post before second ones; with `tag`,
