@@ -21,7 +21,7 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import OptionsDict
 
-from ingest.blocks import HEADING, PROSE, blocks, parser
+from ingest.blocks import HEADING, LABEL, PROSE, blocks, parser
 from ingest.read import Post
 
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -116,12 +116,16 @@ def note_html(post: Post) -> str:
 
 
 def opening(post: Post) -> str:
-    """What tells a note from others of the same title: its first heading, else its first words."""
-    for block in blocks(post.text):
-        if block.kind == HEADING and block.text != post.title or block.kind in PROSE:
-            text = block.text
-            return text if len(text) <= OPENING_CHARS else text[: OPENING_CHARS - 1].rstrip() + "…"
-    return ""
+    """What tells a note from others of the same title: its first heading (or emphasised label), else its first
+    sentences that say something (not a reference line), else its first words."""
+    found = blocks(post.text)
+    heading = next((b.text for b in found if b.kind in (HEADING, LABEL) and b.text != post.title), None)
+    text = heading or next((b.text for b in found if b.kind in PROSE and b.answers), None)
+    text = text or next((b.text for b in found if b.kind in PROSE), "")
+    title = post.title.removesuffix("…")
+    if title and text.startswith(title) and text[len(title) :].strip():
+        text = text[len(title) :].strip()  # a title taken from the first sentence: what follows tells more
+    return text if len(text) <= OPENING_CHARS else text[: OPENING_CHARS - 1].rstrip() + "…"
 
 
 def _related(related: Sequence[tuple[Post, float]]) -> str:

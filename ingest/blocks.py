@@ -42,13 +42,18 @@ _REFERENCES_RE = re.compile(
     r"references?|further reading|see also|links|resources|bibliography|sources)[\s:：]*",
     re.IGNORECASE,
 )
-# A line that names a source: a book in title marks, then at most a section number and title ("《深度学习》
-# 6.4.1 万能近似性质和深度"), no sentence of its own.
-_SOURCE_LINE_RE = re.compile(r"《[^》]{1,40}》[^。！？；!?;：:]{0,40}")
+# A line that names a source and says nothing of its own: a book in title marks, then at most a section
+# ("《深度学习》 6.4.1 万能近似性质和深度"), or authors, a year and a title ("Ioffe and Szegedy, 2015, Batch
+# Normalization: Accelerating …").
+_SOURCE_LINE_RE = re.compile(
+    r"《[^》]{1,40}》[^。！？；!?;：:]{0,40}"
+    r"|[A-Z][A-Za-z.\- ]{1,60},\s*(?:19|20)\d\d[a-z]?[,.]\s[^。！？!?]{1,200}"
+)
 # Emphasis markers a note left unmatched ("**要点", "*最大池化"): CommonMark shows them as they are, but they
 # are markup all the same. A run of two or three asterisks is dropped unless it stands between spaces
 # ("x ** 2"); a single one only next to a Chinese character, where it cannot mean multiplication.
 _STRAY_EMPHASIS_RE = re.compile(r"(?<!\s)\*{2,3}|\*{2,3}(?!\s)|(?<=[\u3400-\u9fff])\*|\*(?=[\u3400-\u9fff])|`")
+_CLAUSE_RE = re.compile(r"[。，；！？、,;!?]|[.:](\s|$)")
 _SENTENCE_END_RE = re.compile(r"[。！？；!?;]|\.(\s|$)")
 _WORD_RE = re.compile(r"[\w\u3400-\u9fff]")
 _CJK_RE = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]")
@@ -148,10 +153,15 @@ class Inline:
 
     @property
     def reference(self) -> bool:
-        """Mostly links, or a link and a few words of attribution ("[标题](url) - 作者 - 博客园")."""
+        """Mostly links; a link and a few words of attribution ("[标题](url) - 作者 - 博客园"); or a short line
+        with a link and no sentence in it ("./机器学习基础/[偏差与方差](…)")."""
         if not self.linked:
             return False
-        return self.linked >= LINK_SHARE * self.words or (self.opens_with_link and self.words - self.linked <= ATTRIBUTION)
+        return (
+            self.linked >= LINK_SHARE * self.words
+            or (self.opens_with_link and self.words - self.linked <= ATTRIBUTION)
+            or (len(self.text) <= LABEL_MAX and not _CLAUSE_RE.search(self.text))
+        )
 
     @property
     def label(self) -> bool:

@@ -117,3 +117,23 @@ def test_flattened_list_numbers_start_sentences_and_stay_out_of_answers() -> Non
     note = "假如我们有N张显卡, 1. (缓解GIL限制)每张卡上有一个进程。 1. (RingReduce加速)各进程交换梯度;"
     assert answers(note) == ["假如我们有N张显卡,", "(缓解GIL限制)每张卡上有一个进程。", "(RingReduce加速)各进程交换梯度;"]
     assert texts(note) == note  # the passage keeps the note's own text and spacing
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "> [逻辑回归推导](https://www.cnblogs.com/x) - 罐装可乐 - 博客园",  # a link and its attribution
+        "> ./机器学习基础/[偏差与方差](./ML-A-机器学习基础.md#偏差与方差)",  # a path to another note
+        "> [44. 如何理解维数灾难？](#44-如何理解维数灾难)",
+        "> 《深度学习》 6.4.1 万能近似性质和深度",  # a book and its section
+        "> Ioffe and Szegedy, 2015, Batch Normalization: Accelerating Deep Network Training",  # a paper
+        "**梯度下降法**与**反向传播算法**",  # emphasis all but a word: a label
+    ],
+)
+def test_lines_that_name_a_source_or_a_topic_never_answer(line: str) -> None:
+    assert answers(line) == [] and texts(line)
+
+
+def test_a_sentence_with_a_link_in_it_still_answers() -> None:
+    note = "梯度截断的做法见[这篇博客](https://example.com)，它限制梯度的范数，防止梯度爆炸。"
+    assert answers(note) == ["梯度截断的做法见这篇博客，它限制梯度的范数，防止梯度爆炸。"]

@@ -105,3 +105,13 @@ def test_related_notes_show_what_tells_them_apart() -> None:
     assert '<span class="related-opening">几何理解</span>' in page and '<span class="related-opening">动量</span>' in page
     long = Post("c", "T", "这是一段很长的开头文字，" * 10)
     assert opening(long).endswith("…") and len(opening(long)) <= 48
+
+
+def test_an_opening_skips_a_reference_line() -> None:
+    note = Post("d", "T", "> [某篇博客](https://example.com) - 作者 - 博客园\n\n正文的第一句话说明了主题。")
+    assert opening(note) == "正文的第一句话说明了主题。"
+
+
+def test_an_opening_does_not_repeat_a_title_taken_from_the_first_sentence() -> None:
+    note = Post("e", "简介 如果以概率的视角看待世界的…", "简介 如果以概率的视角看待世界的生成模型。在这样的世界观中，数据来自一个分布。")
+    assert opening(note) == "生成模型。在这样的世界观中，数据来自一个分布。"
