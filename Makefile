@@ -3,6 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+TESTED  := $(VENV)/.installed-test
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
@@ -10,13 +11,19 @@ PORT    ?= 8000
 
 install: $(STAMP)
 
+# What serving and ingest need: no torch.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The pinned CPU build of torch first, then everything else under the same constraint.
-	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $(STAMP)
+
+# The tests also run the sentence-transformers backend (the `st` extra): the pinned CPU build of torch
+# first, then the extras under the same constraint.
+$(TESTED): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,st]'
+	touch $(TESTED)
 
 ingest: install
 	$(BIN)/python -m ingest
@@ -37,7 +44,7 @@ browser:
 	  else echo "WARNING: chromium missing and apt-get unavailable; browser tests will be skipped"; fi; \
 	fi
 
-test: install browser
+test: $(TESTED) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 bench: install

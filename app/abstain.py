@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Chosen on the development benchmark's `tune` questions (docs/benchmarks.md).
-COVERAGE_WEIGHT = 1.5
+COVERAGE_WEIGHT = 2.0
 PROBE_QUANTILE = 88.0
 # Floors for the spreads, so that a corpus where every probe scores alike does not divide by nothing.
 MIN_LIFT_SPREAD = 0.01

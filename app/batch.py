@@ -25,7 +25,7 @@ class Batcher:
         self._embed = embed
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[str, Future] | None] = queue.SimpleQueue()
-        # One thread owns the engine: torch and OpenMP keep their thread teams with it.
+        # One thread owns the engine: its calls never compete with each other for the cores.
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

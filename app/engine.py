@@ -17,7 +17,7 @@ from app.generate import generate, generate_stream
 from app.llm import ChatClient
 from app.retrieve import Retrieval, Retriever
 from app.settings import Settings
-from ingest.embed import Embedder, load_embedder, question_engine
+from ingest.embed import Embedder, load_embedder
 from ingest.errors import IndexCorrupt, IndexNotReady, NotesError
 from ingest.index import Index, current_version, open_index
 from ingest.segment import segment
@@ -28,7 +28,7 @@ log = logging.getLogger("app")
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        embedder = embedder or load_embedder(settings.embedder, question_engine(settings.engine_options()))
+        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
         self.embedder = CachedQueries(BatchedQueries(embedder, settings.batch_size))
         self._retriever: Retriever | None = None
         self._catalog: tuple[Index, Catalog] | None = None
@@ -82,7 +82,7 @@ class Engine:
                 if version == self._seen and (self._retriever or self._error):
                     return False
                 self._seen = version
-                index = open_index(self.settings.index_dir, self.settings.embedder)
+                index = open_index(self.settings.index_dir, self.embedder.name)
                 retriever = Retriever(index, self.embedder)
                 posts = catalog(index)  # made here, so that no request waits for it
             except Exception as exc:

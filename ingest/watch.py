@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -60,15 +60,12 @@ class Run:
 
 
 def child_env(settings: IngestSettings) -> dict[str, str]:
-    """The watcher's own settings for the child, as NOTES_* variables. The child embeds passages with
-    `watch_engine` (see armed()); NOTES_ENGINE stays the service's, which embeds the questions and so the probes.
+    """The watcher's own settings for the child, as NOTES_* variables.
 
-    One model thread: a burst is a post or a few, and beside a server (or another job) on two cores, two
-    OpenMP threads that spin-wait for each other took 1.75 s for what one thread did in 0.33 s
-    (docs/benchmarks.md). OMP_NUM_THREADS set by the user wins.
-    """
+    One model thread unless NOTES_THREADS says otherwise: a burst is a post or a few, and beside a server on
+    two cores, threads that spin-wait for each other take the server's time (docs/benchmarks.md)."""
     env = {f"NOTES_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
-    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **env}
+    return {**env, "NOTES_THREADS": os.environ.get("NOTES_THREADS", "1")}
 
 
 def start_child(settings: IngestSettings) -> subprocess.Popen:
@@ -93,13 +90,13 @@ def armed(settings: IngestSettings) -> int:
 
     segment("预热 warm-up")
     bridge.dictionary_pairs([])  # reads CC-CEDICT (1 s), which every ingest's bridge needs
-    embedder = load_embedder(settings.embedder, replace(settings.engine_options(), engine=settings.watch_engine))
+    embedder = load_embedder(settings.embedder, settings.engine_options())
     embedder.passages(["预热 warm-up"])  # a model's first call sets up its threads and buffers
     if not sys.stdin.readline():
         return 0  # the watcher went away before it needed this ingest
     print(build(settings, embedder=embedder), flush=True)
-    # Published and said so: skip the interpreter's teardown, which takes over a second once torch is
-    # loaded, while the watcher waits for this process to end before it loads the new build.
+    # Published and said so: skip the interpreter's teardown, which the watcher would wait for before it loads
+    # the new build.
     os._exit(0)
 
 

