@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -100,6 +101,12 @@ class Engine:
             self._retriever, self._catalog = retriever, (index, posts)
             self._error = self.reload_error = None
             log.info("serving index %s (%d posts, %d chunks)", index.version, len(index.posts), len(index.chunks))
+            # A full garbage collection walks every object of the index and of jieba's dictionary: 20 ms that
+            # would land on some request (docs/benchmarks.md). Frozen once loaded, they are not walked again;
+            # the previous build's objects are unfrozen and collected first.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
             return True
 
     @property

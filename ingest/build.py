@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from ingest import bm25, extras, store
 from ingest.chunk import METHOD, Chunk, chunk
-from ingest.embed import Embedder, load_embedder
+from ingest.embed import Embedder, load_embedder, model_name
 from ingest.errors import EmptyCorpus, NotesError, SkippedPosts
 from ingest.index import Build, Index, builds_dir, current_version, load_build
 from ingest.manifest import Chunking, EmbedderInfo, Rules, SegmenterInfo
@@ -71,7 +71,7 @@ def _same_rules(prev: Index, settings: IngestSettings) -> bool:
     )
 
 
-def _previous(settings: IngestSettings, full: bool, embedder: Embedder) -> Index | None:
+def _previous(settings: IngestSettings, full: bool, model: str) -> Index | None:
     """The served build, if its vectors can be reused: same model, and not a --full rebuild."""
     if full:
         return None
@@ -82,7 +82,7 @@ def _previous(settings: IngestSettings, full: bool, embedder: Embedder) -> Index
         prev = load_build(builds_dir(settings.index_dir) / version)
     except NotesError:
         return None
-    return prev if prev.embedder == embedder.name else None
+    return prev if prev.embedder == model else None
 
 
 def embed_in_batches(embedder: Embedder, texts: list[str], unit: str) -> np.ndarray:
@@ -135,8 +135,8 @@ def build(settings: IngestSettings, full: bool = False, strict: bool = False, em
         posts, skipped = _read(settings, strict)
         summary = Summary(posts=len(posts), skipped=skipped)
         store.prune(settings.index_dir, settings.keep_builds)  # clears builds a crash left half-written
-        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
-        prev = _previous(settings, full, embedder)
+        name = embedder.name if embedder else model_name(settings.embedder)
+        prev = _previous(settings, full, name)
         old = prev.posts if prev else {}
         summary.added = sum(p.post_id not in old for p in posts)
         summary.updated = sum(p.post_id in old and old[p.post_id].hash != p.hash for p in posts)
@@ -147,6 +147,8 @@ def build(settings: IngestSettings, full: bool = False, strict: bool = False, em
             summary.seconds = time.perf_counter() - started
             return summary
 
+        # The model is loaded only now: an ingest that changes nothing takes no model at all.
+        embedder = embedder or load_embedder(settings.embedder, settings.engine_options())
         chunks = [c for p in posts for c in chunk(p, settings.chunk_size, settings.chunk_overlap)]
         sentences, chunk_sentences = _sentences(chunks)
         texts = [c.context for c in chunks]

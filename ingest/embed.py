@@ -9,6 +9,7 @@ backend needs the optional extra (`pip install -e '.[st]'`), and only it imports
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -30,7 +31,7 @@ class Embedder(Protocol):
     # The model, as the manifest records it: an index made by another model is refused.
     name: str
     dim: int
-    # How the vectors were computed, for the record: "onnxruntime/fused-int8-pc-words", …
+    # How the vectors were computed, for the record: "onnxruntime/fused-int8-pc", …
     engine: str
 
     def passages(self, texts: list[str]) -> np.ndarray: ...
@@ -72,6 +73,26 @@ def session(path: Path, threads: int = 0) -> Any:
         raise BadEmbedder(f"Cannot load the model {path}: {exc}. Delete it and it is built again.") from None
 
 
+class WordTable:
+    """The word table's rows (ingest/graph.py's `word_table`), read from disk as tokens need them: a question
+    reads 20 rows of 388 bytes where holding the table would take 97 MB. No memory map, whose pages would
+    stay resident one question after another."""
+
+    def __init__(self, path: Path, hidden: int) -> None:
+        self._row = np.dtype([("scale", "<f4"), ("values", "i1", hidden)])
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.rows = os.fstat(self._fd).st_size // self._row.itemsize
+
+    def __call__(self, ids: list[int]) -> np.ndarray:
+        """float32 [len(ids), hidden]."""
+        unique = sorted(set(ids))
+        size = self._row.itemsize
+        raw = np.frombuffer(b"".join(os.pread(self._fd, size, i * size) for i in unique), self._row)
+        rows = raw["values"].astype(np.float32) * raw["scale"][:, None]
+        where = {token: at for at, token in enumerate(unique)}
+        return rows[[where[t] for t in ids]]
+
+
 class OnnxE5:
     """multilingual-e5-small on ONNX Runtime.
 
@@ -87,11 +108,13 @@ class OnnxE5:
 
     def __init__(self, options: EngineOptions = EngineOptions(), variant: Variant | None = None) -> None:
         from ingest.convert import PROMPTS, read_vocab, source_file
-        from ingest.model import SERVED, ensure_onnx
+        from ingest.model import SERVED, WORDS, ensure_onnx
 
         variant = variant or SERVED
         path = ensure_onnx(options.model_dir, variant)
         self._session = session(path, options.threads)
+        self.dim = int(self._session.get_outputs()[0].shape[1])
+        self._words = WordTable(path.parent / WORDS, self.dim)
         self._source = source_file()
         self._tokenizer_file = path.parent / "tokenizer.json"
         self._tokenizers: dict[str, Callable[[list[str]], list[list[int]]]] = {}
@@ -101,7 +124,6 @@ class OnnxE5:
         # The file's own name: an index made by another build of the model (another precision, an adapter) is
         # refused by the service and embedded again by ingest.
         self.name = f"{E5_SMALL}/{variant.name}"
-        self.dim = int(self._session.get_outputs()[0].shape[1])
         self.engine = f"onnxruntime/{variant.name}"
 
     def _tokenizer(self, kind: str) -> Callable[[list[str]], list[list[int]]]:
@@ -126,8 +148,9 @@ class OnnxE5:
 
     def _mean(self, content: list[int]) -> np.ndarray:
         """One window's mean-pooled last layer, not normalised."""
-        ids = np.array([[self._bos, *content, self._eos]], np.int64)
-        return self._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        words = self._words([self._bos, *content, self._eos])[None]
+        mask = np.ones(words.shape[:2], np.int64)
+        return self._session.run(None, {"words": words, "attention_mask": mask})[0][0]
 
     def _encode(self, texts: list[str], kind: str) -> np.ndarray:
         if not texts:
@@ -179,6 +202,16 @@ class SentenceTransformer:
 
     def queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, "query: ")
+
+
+def model_name(spec: str) -> str:
+    """The name `load_embedder(spec).name` will have, without loading anything: what ingest compares with the
+    served build to decide whether it can stop at once."""
+    if spec == E5_SMALL:
+        from ingest.model import SERVED
+
+        return f"{E5_SMALL}/{SERVED.name}"
+    return f"{ST_PREFIX}{spec[len(ST_PREFIX) :].strip()}"
 
 
 def load_embedder(spec: str, options: EngineOptions = EngineOptions()) -> Embedder:

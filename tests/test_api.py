@@ -81,7 +81,7 @@ def test_unknown_posts_are_404_json(client: TestClient, post_id: str) -> None:
 
 def test_healthz_reports_the_index(client: TestClient) -> None:
     body = client.get("/healthz").json()
-    assert body["status"] == "ok" and body["posts"] == 7 and body["embedder"] == "multilingual-e5-small/fused-int8-pc-words"
+    assert body["status"] == "ok" and body["posts"] == 7 and body["embedder"] == "multilingual-e5-small/fused-int8-pc"
     assert body["mode"] == "extractive"
 
 

@@ -45,10 +45,10 @@ def top_post(index: Index, question: str) -> str:
 
 
 def test_the_built_index_describes_itself(built: IngestSettings) -> None:
-    index = open_index(built.index_dir, f"{E5_SMALL}/fused-int8-pc-words")
+    index = open_index(built.index_dir, f"{E5_SMALL}/fused-int8-pc")
     m = index.manifest
     assert m.format_version == FORMAT_VERSION and m.version == current_version(built.index_dir)
-    assert m.rules.embedder == EmbedderInfo(f"{E5_SMALL}/fused-int8-pc-words", 384, "onnxruntime/fused-int8-pc-words")
+    assert m.rules.embedder == EmbedderInfo(f"{E5_SMALL}/fused-int8-pc", 384, "onnxruntime/fused-int8-pc")
     assert m.rules.segmenter.name == "jieba-search" and len(m.rules.segmenter.dictionary_hash) == 16
     assert m.rules.chunking == Chunking(450, 140, METHOD)
     assert m.counts.posts == len(index.posts) == 7  # 9 files, of which broken.md and empty.md are skipped
