@@ -14,6 +14,7 @@ ingests each saved note.
 """
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import signal
@@ -51,6 +52,10 @@ def choose_user(euid: int, egid: int, owner: tuple[int, int], notes: tuple[int, 
     return notes[0], notes[1], True
 
 
+def read_only(index_dir: Path) -> Refused:
+    return Refused(f"the index volume {index_dir} is mounted read-only; mount it read-write (the notes may stay :ro)")
+
+
 def hand_over(index_dir: Path, uid: int, gid: int) -> None:
     """chown -R of the index folder to uid:gid, leaving what is already theirs; links are changed, not followed."""
     try:
@@ -59,9 +64,11 @@ def hand_over(index_dir: Path, uid: int, gid: int) -> None:
                 if os.lstat(path).st_uid != uid:
                     os.lchown(path, uid, gid)
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise read_only(index_dir) from None
         raise Refused(
-            f"cannot hand {index_dir} to uid {uid} ({exc.strerror}); mount the index volume read-write, "
-            f"or run `chown -R {uid} <your index folder>` on the host"
+            f"cannot hand {index_dir} to uid {uid} ({exc.strerror}); run `chown -R {uid} <your index folder>` "
+            "on the host"
         ) from None
 
 
@@ -78,6 +85,8 @@ def become(uid: int, gid: int) -> None:
 def check(settings: IngestSettings) -> None:
     """Refused, in one line, unless this process can write the index and read the notes."""
     uid, index, corpus = os.getuid(), settings.index_dir, settings.corpus_dir
+    if index.is_dir() and os.statvfs(index).f_flag & os.ST_RDONLY:
+        raise read_only(index)
     if not os.access(index, os.W_OK | os.X_OK):
         mode = stat.filemode(index.stat().st_mode) if index.exists() else "missing"
         owner = index.stat().st_uid if index.exists() else "-"
