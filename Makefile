@@ -7,7 +7,7 @@ TESTED  := $(VENV)/.installed-test
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: install run ingest test browser bench eval clean
+.PHONY: install run ingest test browser bench eval image bench-container clean
 
 install: $(STAMP)
 
@@ -60,6 +60,30 @@ DEVBENCH ?= ../shared/devbench
 eval: install
 	$(BIN)/python -m bench.eval --corpus corpus tests/data/eval_questions.jsonl $(if $(wildcard indexes/feedback.jsonl),--feedback indexes/feedback.jsonl)
 	$(BIN)/python -m bench.eval --corpus $(DEVBENCH)/corpus $(DEVBENCH)/questions_zh.jsonl $(DEVBENCH)/questions_en.jsonl $(DEVBENCH)/questions_off.jsonl
+
+# The container image (README, "Run in a container"), with podman where it is installed, else docker. No registry
+# is reachable on the project's machines: there ../shared/container/local-base.sh installs podman and makes a
+# Debian base image, localhost/py-base, and names the package folders the build must see. Elsewhere the
+# Dockerfile's own base (python:3.11-slim) is used unless BASE says otherwise.
+ENGINE     ?= $(if $(shell command -v podman),podman,docker)
+IMAGE      ?= notes-qa
+LOCAL_BASE := ../shared/container/local-base.sh
+ifneq ($(wildcard $(LOCAL_BASE)),)
+BASE        ?= localhost/py-base
+IMAGE_FLAGS ?= --network host $(shell sh $(LOCAL_BASE) mounts)
+image: export CONTAINERS_CONF ?= /etc/containers/local-base.conf
+endif
+# CONTEXT and EXTRA_FLAGS (--no-cache, say) are for bench/container.sh.
+CONTEXT    ?= .
+image:
+	$(if $(filter localhost/py-base,$(BASE)),sh $(LOCAL_BASE) >/dev/null)
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) $(if $(BASE),--build-arg BASE=$(BASE)) \
+	  $(IMAGE_FLAGS) $(EXTRA_FLAGS) -t $(IMAGE) $(CONTEXT)
+
+# Builds the image, runs it on a copy of corpus/, and times start, save -> answer, restarts and rebuilds (minutes;
+# needs podman or docker, so not part of `make test`). Figures in docs/benchmarks.md.
+bench-container:
+	bash bench/container.sh
 
 clean:
 	rm -rf $(VENV) indexes/builds indexes/CURRENT
