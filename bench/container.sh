@@ -55,7 +55,11 @@ healthy() {
   if [ "$ENGINE" = podman ]; then
     engine healthcheck run "$NAME" >/dev/null || fail "HEALTHCHECK failed"
   else
-    until [ "$($ENGINE inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ]; do sleep 1; done
+    local status
+    until status=$($ENGINE inspect -f '{{.State.Health.Status}}' "$NAME") && [ "$status" = healthy ]; do
+      [ "$status" != unhealthy ] || fail "HEALTHCHECK failed"
+      sleep 1
+    done
   fi
 }
 
