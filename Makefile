@@ -7,7 +7,7 @@ TESTED  := $(VENV)/.installed-test
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: install run ingest test browser bench eval image bench-container clean
+.PHONY: install run ingest test browser bench eval train image bench-container clean
 
 install: $(STAMP)
 
@@ -84,6 +84,13 @@ image:
 # needs podman or docker, so not part of `make test`). Figures in docs/benchmarks.md.
 bench-container:
 	bash bench/container.sh
+
+# The adapter shipped in ingest/data/adapter.npz: trained on ../shared/training with the st extra
+# (torch), the settings and seed in train/fit.py's Settings; 5.5-6 minutes on this 2-core machine, and the
+# same weights each time (docs/benchmarks.md, "A model of our own").
+TRAINING ?= ../shared/training
+train: $(TESTED)
+	$(BIN)/python -m train --training $(TRAINING) --out ingest/data/adapter.npz
 
 clean:
 	rm -rf $(VENV) indexes/builds indexes/CURRENT

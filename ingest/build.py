@@ -135,7 +135,7 @@ def build(settings: IngestSettings, full: bool = False, strict: bool = False, em
         posts, skipped = _read(settings, strict)
         summary = Summary(posts=len(posts), skipped=skipped)
         store.prune(settings.index_dir, settings.keep_builds)  # clears builds a crash left half-written
-        name = embedder.name if embedder else model_name(settings.embedder)
+        name = embedder.name if embedder else model_name(settings.embedder, settings.engine_options())
         prev = _previous(settings, full, name)
         old = prev.posts if prev else {}
         summary.added = sum(p.post_id not in old for p in posts)

@@ -49,6 +49,8 @@ class EngineOptions:
     batch_size: int = 32
     # ONNX Runtime's intra-op threads; 0 is one per core.
     threads: int = 0
+    # The adaptation merged into the bundled model: `default` (ingest/data/adapter.npz), `none`, or a file.
+    adapter: str = "default"
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -110,10 +112,12 @@ class OnnxE5:
 
     def __init__(self, options: EngineOptions = EngineOptions(), variant: Variant | None = None) -> None:
         from ingest.convert import PROMPTS, read_vocab, source_file
-        from ingest.model import SERVED, WORDS, ensure_onnx
+        from ingest.adapter import resolve
+        from ingest.model import SERVED, WORDS, ensure_onnx, file_name
 
         variant = variant or SERVED
-        path = ensure_onnx(options.model_dir, variant)
+        adapter = resolve(options.adapter)
+        path = ensure_onnx(options.model_dir, variant, adapter)
         self._session = session(path, options.threads)
         self.dim = int(self._session.get_outputs()[0].shape[1])
         self._words = WordTable(path.parent / WORDS, self.dim)
@@ -125,7 +129,7 @@ class OnnxE5:
         self._bos, self._eos = vocab.bos, vocab.eos
         # The file's own name: an index made by another build of the model (another precision, an adapter) is
         # refused by the service and embedded again by ingest.
-        self.name = f"{E5_SMALL}/{variant.name}"
+        self.name = _name(file_name(variant, adapter))
         self.engine = f"onnxruntime/{variant.name}"
 
     def _tokenizer(self, bulk: bool) -> Callable[[list[str]], list[list[int]]]:
@@ -210,13 +214,21 @@ class SentenceTransformer:
         return self._encode(texts, "query: ")
 
 
-def model_name(spec: str) -> str:
-    """The name `load_embedder(spec).name` will have, without loading anything: what ingest compares with the
-    served build to decide whether it can stop at once."""
-    if spec == E5_SMALL:
-        from ingest.model import SERVED
+def _name(file: str) -> str:
+    """The model's name from its file's: `multilingual-e5-small/fused-int8-pc`, or
+    `multilingual-e5-small+<adapter hash>/fused-int8-pc`."""
+    variant, _, adapter = file.partition("+")
+    return f"{E5_SMALL}{'+' + adapter if adapter else ''}/{variant}"
 
-        return f"{E5_SMALL}/{SERVED.name}"
+
+def model_name(spec: str, options: EngineOptions = EngineOptions()) -> str:
+    """The name `load_embedder(spec, options).name` will have, without loading anything: what ingest compares
+    with the served build to decide whether it can stop at once."""
+    if spec == E5_SMALL:
+        from ingest.adapter import resolve
+        from ingest.model import SERVED, file_name
+
+        return _name(file_name(SERVED, resolve(options.adapter)))
     return f"{ST_PREFIX}{spec[len(ST_PREFIX) :].strip()}"
 
 

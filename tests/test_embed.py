@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_e5_uses_query_and_passage_prefixes_and_normalises(embedder) -> None:
-    assert embedder.name == f"{E5_SMALL}/fused-int8-pc" and embedder.dim == 384
+    assert embedder.name.startswith(E5_SMALL) and embedder.name.endswith("/fused-int8-pc") and embedder.dim == 384
     assert embedder.engine == "onnxruntime/fused-int8-pc"
     q = embedder.queries(["为什么需要梯度检查点?"])
     p = embedder.passages(["梯度检查点用重新计算换取显存。", "红烧肉的做法。"])

@@ -88,12 +88,27 @@ def test_variants_are_named_by_what_they_change() -> None:
 def fp32(tmp_path_factory: pytest.TempPathFactory) -> OnnxE5:
     from ingest.embed import EngineOptions
 
-    return OnnxE5(EngineOptions(model_dir=MODELS), Variant(precision="fp32"))
+    return OnnxE5(EngineOptions(model_dir=MODELS, adapter="none"), Variant(precision="fp32"))
 
 
-def test_int8_stays_close_to_fp32(embedder: OnnxE5, fp32: OnnxE5) -> None:
-    """Measured on 432 devbench questions and 320 passages: median cosine 0.997, minimum 0.993 (docs/benchmarks.md)."""
+def test_int8_stays_close_to_fp32(bundled: OnnxE5, fp32: OnnxE5) -> None:
+    """The engine's fidelity, on the bundled weights. Measured on 432 devbench questions and 320 passages:
+    median cosine 0.997, minimum 0.993 (docs/benchmarks.md)."""
     texts = sample_texts()
     for kind in ("passages", "queries"):
-        cos = np.sum(getattr(embedder, kind)(texts) * getattr(fp32, kind)(texts), axis=1)
+        cos = np.sum(getattr(bundled, kind)(texts) * getattr(fp32, kind)(texts), axis=1)
         assert np.median(cos) >= 0.995 and cos.min() >= 0.985, (kind, np.median(cos), cos.min())
+
+
+def test_the_adapted_int8_file_stays_near_its_fp32(embedder: OnnxE5) -> None:
+    """The shipped adapter widens the FFN's activations, and int8 products follow fp32 less closely than on the
+    bundled weights: on these texts median 0.982, least 0.970 (docs/benchmarks.md, where retrieval is measured
+    as served, int8, and fp32 scored no better). The bars catch a wrong merge (unrelated texts: 0.7-0.8)."""
+    from ingest.embed import EngineOptions
+
+    if "+" not in embedder.name:
+        pytest.skip("no adapter is shipped")
+    adapted_fp32 = OnnxE5(EngineOptions(model_dir=MODELS), Variant(precision="fp32"))
+    texts = sample_texts()
+    cos = np.sum(embedder.passages(texts) * adapted_fp32.passages(texts), axis=1)
+    assert np.median(cos) >= 0.975 and cos.min() >= 0.96, (np.median(cos), cos.min())
