@@ -123,8 +123,9 @@ def opening(post: Post) -> str:
     text = heading or next((b.text for b in found if b.kind in PROSE and b.answers), None)
     text = text or next((b.text for b in found if b.kind in PROSE), "")
     title = post.title.removesuffix("…")
-    if title and text.startswith(title) and text[len(title) :].strip():
-        text = text[len(title) :].strip()  # a title taken from the first sentence: what follows tells more
+    rest = text[len(title) :].lstrip(" \t,，、;；:：.。")
+    if title and text.startswith(title) and rest:
+        text = rest  # a title taken from the first sentence: what follows tells more, without its comma
     return text if len(text) <= OPENING_CHARS else text[: OPENING_CHARS - 1].rstrip() + "…"
 
 

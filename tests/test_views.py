@@ -115,3 +115,8 @@ def test_an_opening_skips_a_reference_line() -> None:
 def test_an_opening_does_not_repeat_a_title_taken_from_the_first_sentence() -> None:
     note = Post("e", "简介 如果以概率的视角看待世界的…", "简介 如果以概率的视角看待世界的生成模型。在这样的世界观中，数据来自一个分布。")
     assert opening(note) == "生成模型。在这样的世界观中，数据来自一个分布。"
+
+
+def test_an_opening_after_a_title_does_not_start_with_its_comma() -> None:
+    note = Post("f", "一般来说,神经网络处理的东西都是连续的浮点数", "一般来说,神经网络处理的东西都是连续的浮点数,标准的输出也是连续型的数字。")
+    assert opening(note) == "标准的输出也是连续型的数字。"
