@@ -145,3 +145,22 @@ def test_the_same_weights_make_the_same_name(tmp_path: Path) -> None:
     assert digest(tmp_path / "one.npz") == digest(tmp_path / "two.npz")
     Adapter(a.factors, {"l5.fo.b": a.whole["l5.fo.b"] * 2}).save(tmp_path / "three.npz")
     assert digest(tmp_path / "three.npz") != digest(tmp_path / "one.npz")
+
+
+def test_the_guide_leaves_a_false_negative_out_of_the_loss() -> None:
+    """Two pairs whose passages say the same thing: without the guide each passage is the other query's
+    negative; with it (GISTEmbed, the bundled model judging) they are left out, and the first loss is lower."""
+    pytest.importorskip("sentence_transformers")
+    from ingest.convert import ensure_model
+    from train.fit import train
+
+    pairs = [
+        Pair("dropout", "暂退法在训练时随机丢弃一部分神经元。", "term", "a"),
+        Pair("what does dropout do", "暂退法在训练时会随机丢弃一部分神经元。", "term", "b"),
+        Pair("batch normalization", "批量规范化对每层的输入做标准化。", "term", "c"),
+    ]
+    losses = {}
+    for guide in (False, True):
+        settings = Settings(epochs=1, batch=3, lr=1e-4, warmup=0.0, rank=4, guide=guide)
+        losses[guide] = train(ensure_model(MODELS), pairs, settings, log=lambda _: None).losses[0]
+    assert losses[True] < losses[False]

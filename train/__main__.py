@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "ingest" / "data" / "adapter.npz")
     parser.add_argument("--kinds", default="heading", help=f"comma-separated, of {', '.join(KINDS)}")
     for field in dataclasses.fields(Settings):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults, field.name)),
-                            default=getattr(defaults, field.name))
+        value = getattr(defaults, field.name)
+        kind = {"action": argparse.BooleanOptionalAction} if isinstance(value, bool) else {"type": type(value)}
+        parser.add_argument(f"--{field.name.replace('_', '-')}", default=value, **kind)
     parser.add_argument("--limit", type=int, default=0, help="train on the first N pairs only (a quick check)")
     parser.add_argument("--save-tuned", type=Path, help="also keep the fine-tuned weights whole (npz), to merge again")
     args = parser.parse_args(argv)

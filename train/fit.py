@@ -36,6 +36,9 @@ class Settings:
     max_tokens: int = 256
     merge: float = 0.7
     rank: int = 32
+    # GISTEmbed: an in-batch negative that the bundled model finds closer to the query than its positive is
+    # likely another answer to it (a sibling section), and is left out of the loss.
+    guide: bool = False
 
 
 def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
@@ -90,6 +93,10 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
     )
     # sentence-transformers 6 renamed `tokenize` to `preprocess`.
     tokenize = getattr(model, "preprocess", None) or model.tokenize
+    guide = SentenceTransformer(str(folder), device="cpu") if settings.guide else None
+    if guide is not None:
+        guide.max_seq_length = settings.max_tokens
+        guide.eval()
     model.train()
     losses: list[float] = []
     started = time.perf_counter()
@@ -99,7 +106,15 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
         with torch.autocast("cpu", dtype=torch.bfloat16):
             qv = torch.nn.functional.normalize(model(q)["sentence_embedding"].float(), dim=-1)
             dv = torch.nn.functional.normalize(model(d)["sentence_embedding"].float(), dim=-1)
-        loss = torch.nn.functional.cross_entropy(settings.scale * qv @ dv.T, torch.arange(len(batch)))
+        logits = settings.scale * qv @ dv.T
+        if guide is not None:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                gq = torch.nn.functional.normalize(guide(q)["sentence_embedding"].float(), dim=-1)
+                gd = torch.nn.functional.normalize(guide(d)["sentence_embedding"].float(), dim=-1)
+            sims = gq @ gd.T
+            false = sims > sims.diagonal()[:, None]
+            logits = logits.masked_fill(false, float("-inf"))
+        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
         loss.backward()
         losses.append(loss.item())
         optimizer.step()
