@@ -113,7 +113,7 @@ class OnnxE5:
     def __init__(self, options: EngineOptions = EngineOptions(), variant: Variant | None = None) -> None:
         from ingest.convert import PROMPTS, read_vocab, source_file
         from ingest.adapter import resolve
-        from ingest.model import SERVED, WORDS, ensure_onnx, file_name
+        from ingest.model import SERVED, WORDS, ensure_onnx
 
         variant = variant or SERVED
         adapter = resolve(options.adapter)
@@ -129,7 +129,7 @@ class OnnxE5:
         self._bos, self._eos = vocab.bos, vocab.eos
         # The file's own name: an index made by another build of the model (another precision, an adapter) is
         # refused by the service and embedded again by ingest.
-        self.name = _name(file_name(variant, adapter))
+        self.name = _name(path.stem)
         self.engine = f"onnxruntime/{variant.name}"
 
     def _tokenizer(self, bulk: bool) -> Callable[[list[str]], list[list[int]]]:
