@@ -102,7 +102,12 @@ class Retriever:
         return words
 
     def _calibrate(self) -> abstain.Calibration:
-        """The abstention bar of this corpus, from the probe questions ingest embedded (or from embedding them now)."""
+        """The abstention bar of this corpus, from its probe questions' evidence."""
+        evidence = self.probe_evidence()
+        return abstain.calibrate([e[0] for e in evidence], [e[1] for e in evidence])
+
+    def probe_evidence(self) -> list[tuple[float, float]]:
+        """Lift and coverage of each probe question, embedded by ingest (or now, when it was not)."""
         texts = probes.questions()
         embedded = [bridge.embedding_text(t, self.bridge) for t in texts]
         stored = self.index.extras.get("probes") or {}
@@ -114,8 +119,7 @@ class Retriever:
         else:
             # In batches: a build ingested on another engine than the questions' comes without them (0.1 s).
             vectors = self.embedder.queries(embedded)
-        evidence = [self.evidence(self.candidates(t, v)) for t, v in zip(texts, vectors)]
-        return abstain.calibrate([e[0] for e in evidence], [e[1] for e in evidence])
+        return [self._evidence(self.candidates(t, v)) for t, v in zip(texts, vectors)]
 
     def candidates(
         self, question: str, vector: np.ndarray, allowed: np.ndarray | None = None, tokens: list[str] | None = None
@@ -142,7 +146,7 @@ class Retriever:
         floor = float(np.median(self._sample @ vector)) if len(self._sample) else 0.0
         return Candidates(q, vector, dense, bm25, floor, known / ceiling if ceiling > 0 else 0.0)
 
-    def evidence(self, c: Candidates) -> tuple[float, float]:
+    def _evidence(self, c: Candidates) -> tuple[float, float]:
         """Lift and coverage (app/abstain.py). Only a passage that can answer counts for the lift: a line of
         links or a piece of code that looks like an English question shows nothing about the notes covering it."""
         chunks = self.index.chunks
@@ -171,7 +175,7 @@ class Retriever:
         # Fill in both evidence values for hits found by one side only.
         vectors = self.index.vectors
         hits = [Hit(h.chunk, h.score, c.bm25.get(h.chunk, 0.0), float(vectors[h.chunk] @ vector)) for h in hits]
-        lift, coverage = self.evidence(c)
+        lift, coverage = self._evidence(c)
         t3 = time.perf_counter()
         timings = {"segment": t_seg - t1, "embed": t1 - t0 + embed_ms / 1000, "search": t2 - t_seg, "fuse": t3 - t2}
         return Retrieval(

@@ -25,7 +25,6 @@ from bench import metrics
 from bench.cache import EmbeddingCache
 from bench.eval import post_ranking
 from bench.questions import Question, load
-from ingest import bridge, probes
 from ingest.build import build
 from ingest.embed import load_embedder
 from ingest.index import open_index
@@ -63,9 +62,7 @@ def fusion_table(retriever: Retriever, questions: list[Question], lang: str) -> 
 
 def abstention_table(retriever: Retriever, questions: list[Question]) -> str:
     """Refusals per split, on-topic and off-topic, over the grid of (coverage weight, probe quantile)."""
-    texts = probes.questions()
-    vectors = retriever.embedder.queries([bridge.embedding_text(t, retriever.bridge) for t in texts])
-    probe = [retriever.evidence(retriever.candidates(t, v)) for t, v in zip(texts, vectors)]
+    probe = retriever.probe_evidence()
     asked = [(q, retriever.search(q.text, 5)) for q in questions]
     rows = []
     for weight, quantile in itertools.product(WEIGHTS, QUANTILES):

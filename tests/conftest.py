@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +27,18 @@ DATA = Path(__file__).parent / "data"
 TEST_CORPUS = DATA / "corpus"
 # The model file is built once per checkout, where `make run` builds it, and shared by every test.
 MODELS = Path(__file__).resolve().parents[1] / "indexes" / "models"
+
+
+def kill_once_started(code: str, started: Callable[[], bool], settle: float) -> None:
+    """Run `code` in a new interpreter at the checkout's root and kill it `settle` seconds after `started()`
+    first holds (a temporary file appeared): a build cut short in the middle of its writing."""
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=MODELS.parents[1], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not started() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(settle)
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ import json
 import shutil
 import struct
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 
 from ingest.convert import dequantise_q4_0, model_name, read_e5, read_vocab, source_file
 from ingest.embed import WINDOW, OnnxE5, _normalise
-from tests.conftest import DATA
+from tests.conftest import DATA, kill_once_started
 
 ROOT = Path(__file__).resolve().parents[1]
 # Texts that tokenisers get wrong: spacing, control and format characters, fullwidth forms,
@@ -148,13 +146,7 @@ def test_a_killed_conversion_leaves_no_model_behind(tmp_path: Path) -> None:
     """The sentence-transformers folder (the `st` extra: training and other tools read it) is written atomically."""
     pytest.importorskip("safetensors")
     code = f"from pathlib import Path; from ingest.convert import ensure_model; ensure_model(Path({str(tmp_path)!r}))"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".*")) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the temporary folder appears
-    time.sleep(0.5)
-    proc.kill()
-    proc.wait()
+    kill_once_started(code, lambda: bool(list(tmp_path.glob(".*"))), 0.5)
     assert [p for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
 
 

