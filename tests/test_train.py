@@ -11,7 +11,7 @@ from ingest.adapter import Adapter, apply, load, ours
 from ingest.convert import read_e5, source_file
 from ingest.embed import E5_SMALL, EngineOptions, load_embedder
 from tests.conftest import MODELS
-from train.fit import Pair, Settings, adapter, batches
+from train.fit import Pair, Settings, adapter, batches, sibling_passages
 from train.pairs import aligned_pairs, cheatsheets, terms
 
 ZH = """# 梯度下降
@@ -69,6 +69,20 @@ def test_no_batch_holds_a_group_or_a_passage_twice() -> None:
         assert len({p.group for p in batch}) == len(batch) and len({p.passage for p in batch}) == len(batch)
 
 
+def test_hard_negatives_are_other_sections_of_the_same_page() -> None:
+    import random
+
+    pairs = [Pair(f"q{i}", f"{page}-section{i}", "heading", f"g{i}", page) for i, page in enumerate("aaabbc")]
+    pages: dict[str, dict[str, str]] = {}
+    for p in pairs:
+        pages.setdefault(p.page, {})[p.passage] = p.group
+    batch = [pairs[0], pairs[3], pairs[5]]  # a-section0, b-section3, c-section5 (c has no other section)
+    extra = sibling_passages(batch, pages, 1, random.Random(0))
+    assert len(extra) == 2 and extra[0] in ("a-section1", "a-section2") and extra[1] == "b-section4"
+    # None repeats a passage of the batch, whose own positives stay the first columns.
+    assert sibling_passages([pairs[0], pairs[1]], pages, 5, random.Random(0)) == ["a-section2"]
+
+
 def test_two_steps_lower_the_loss_and_write_an_adapter(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     from ingest.convert import ensure_model
@@ -88,6 +102,25 @@ def test_two_steps_lower_the_loss_and_write_an_adapter(tmp_path: Path) -> None:
     again = load(tmp_path / "adapter.npz")
     assert again.meta == {"pairs": 4} and set(again.factors) == set(made.factors)
     assert all(u.shape[1] == 4 and v.shape[0] == 4 for u, v in again.factors.values())
+
+
+def test_lora_changes_each_matrix_at_its_rank_and_nothing_else() -> None:
+    pytest.importorskip("peft")
+    from ingest.convert import ensure_model
+    from train.fit import train
+
+    pairs = [
+        Pair("saddle point", "鞍点是梯度为零但既不是极大也不是极小的点。", "term", "a"),
+        Pair("learning rate", "学习率决定参数每一步更新的幅度。", "term", "b"),
+        Pair("dropout", "暂退法在训练时随机丢弃一部分神经元。", "term", "c"),
+    ]
+    trained = train(ensure_model(MODELS), pairs, Settings(epochs=2, batch=3, lr=1e-3, warmup=0.0, lora=2), log=lambda _: None)
+    changed = {name for name in trained.before if not np.array_equal(trained.before[name], trained.after[name])}
+    # Six linear layers in each of the 12 layers; their biases and the LayerNorms stay as bundled.
+    assert len(changed) == 72 and {name.split(".", 1)[1] for name in changed} == {f"{m}.w" for m in ("q", "k", "v", "ao", "fi", "fo")}
+    delta = trained.after["l0.q.w"] - trained.before["l0.q.w"]
+    singular = np.linalg.svd(delta, compute_uv=False)  # beyond the rank, float32 rounding of W + BA - W
+    assert singular[1] > 0.1 * singular[0] and singular[2] < 1e-2 * singular[0]
 
 
 def _small_adapter() -> Adapter:

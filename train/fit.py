@@ -5,7 +5,9 @@ each query's own passage the positive and every other passage of the batch a neg
 group in a batch. The word table is frozen (it is 250,037 x 384, and the notes' words are few). The fine-tuned
 encoder forgets some of what the bundled one knew, so it is merged back: bundled + `merge` x (fine-tuned -
 bundled), as LM-Cocktail does; the merged delta of each matrix is kept at rank `rank` (its largest singular
-directions), biases and LayerNorms whole. sentence-transformers and torch are the `st` extra.
+directions), biases and LayerNorms whole. Options measured against this recipe (docs/benchmarks.md): the
+bundled model as a guide against false negatives, hard negatives from the pair's page, and LoRA in place of
+training every weight. sentence-transformers, torch and peft are the `st` extra.
 """
 from __future__ import annotations
 
@@ -39,6 +41,23 @@ class Settings:
     # GISTEmbed: an in-batch negative that the bundled model finds closer to the query than its positive is
     # likely another answer to it (a sibling section), and is left out of the loss.
     guide: bool = False
+    # Hard negatives: this many other sections of each pair's page join the batch's passages (a note's
+    # sections share its words, and telling them apart is what retrieval over notes gets wrong).
+    siblings: int = 0
+    # LoRA (peft) of this rank on every linear layer of the encoder instead of training all its weights (0).
+    lora: int = 0
+
+
+def sibling_passages(batch: list[Pair], pages: dict[str, dict[str, str]], count: int, rng: random.Random) -> list[str]:
+    """Up to `count` passages per pair from other sections of its page, none already in the batch."""
+    taken = {p.passage for p in batch}
+    out: list[str] = []
+    for p in batch:
+        options = [text for text, group in pages.get(p.page, {}).items() if group != p.group and text not in taken]
+        for text in rng.sample(options, min(count, len(options))):
+            out.append(text)
+            taken.add(text)
+    return out
 
 
 def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
@@ -84,6 +103,12 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
     encoder = model[0].auto_model
     encoder.embeddings.word_embeddings.weight.requires_grad = False
     before = {ours(name): t.detach().float().numpy().copy() for name, t in encoder.state_dict().items() if name in ENCODER}
+    if settings.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = ["query", "key", "value", "dense"]
+        # The LoRA layers are put into the encoder in place, so the model trains them; the wrapper merges them.
+        lora = get_peft_model(encoder, LoraConfig(r=settings.lora, lora_alpha=settings.lora, target_modules=targets))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.01)
     plan = [b for _ in range(settings.epochs) for b in batches(pairs, settings.batch, rng)]
@@ -97,12 +122,17 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
     if guide is not None:
         guide.max_seq_length = settings.max_tokens
         guide.eval()
+    pages: dict[str, dict[str, str]] = {}
+    for p in pairs:
+        if p.page:
+            pages.setdefault(p.page, {})[p.passage] = p.group
     model.train()
     losses: list[float] = []
     started = time.perf_counter()
     for step, batch in enumerate(plan):
         q = tokenize([PROMPTS["query"] + p.query for p in batch])
-        d = tokenize([PROMPTS["passage"] + p.passage for p in batch])
+        extra = sibling_passages(batch, pages, settings.siblings, rng) if settings.siblings else []
+        d = tokenize([PROMPTS["passage"] + text for text in [p.passage for p in batch] + extra])
         with torch.autocast("cpu", dtype=torch.bfloat16):
             qv = torch.nn.functional.normalize(model(q)["sentence_embedding"].float(), dim=-1)
             dv = torch.nn.functional.normalize(model(d)["sentence_embedding"].float(), dim=-1)
@@ -112,7 +142,7 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
                 gq = torch.nn.functional.normalize(guide(q)["sentence_embedding"].float(), dim=-1)
                 gd = torch.nn.functional.normalize(guide(d)["sentence_embedding"].float(), dim=-1)
             sims = gq @ gd.T
-            false = sims > sims.diagonal()[:, None]
+            false = sims > sims.diagonal()[:, None]  # the positives are the first len(batch) columns
             logits = logits.masked_fill(false, float("-inf"))
         loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
         loss.backward()
@@ -122,6 +152,8 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
         optimizer.zero_grad()
         if step % 20 == 0 or step == len(plan) - 1:
             log(f"step {step + 1}/{len(plan)} loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)")
+    if settings.lora:
+        encoder = lora.merge_and_unload()
     state = encoder.state_dict()
     return Trained(before, {ours(name): state[name].detach().float().numpy() for name in ENCODER}, losses)
 

@@ -44,6 +44,8 @@ class Pair:
     kind: str
     # Pairs of one group (a section, a paragraph) never share a batch: they would be each other's negatives.
     group: str
+    # The page it comes from: its other sections are the hard negatives (Settings.siblings).
+    page: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def aligned_pairs(zh: str, en: str, where: str) -> list[Pair]:
         if len(z.body) < MIN_CHARS or not has_chinese(z.body):
             continue
         group = _group(where, z.heading)
-        pairs += [Pair(z.heading, _cut(z.body), "heading", group), Pair(e.heading, _cut(z.body), "heading", group)]
+        pairs += [Pair(z.heading, _cut(z.body), "heading", group, where), Pair(e.heading, _cut(z.body), "heading", group, where)]
         if len(z.paragraphs) == len(e.paragraphs):
             pairs += [
                 Pair(ep, zp, "paragraph", _group(where, z.heading, str(i)))
