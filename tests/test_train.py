@@ -11,7 +11,7 @@ from ingest.adapter import Adapter, apply, load, ours
 from ingest.convert import read_e5, source_file
 from ingest.embed import E5_SMALL, EngineOptions, load_embedder
 from tests.conftest import MODELS
-from train.fit import Pair, Settings, adapter, batches, sibling_passages
+from train.fit import Pair, Settings, adapter, batches, pages_of, sibling_passages
 from train.pairs import aligned_pairs, cheatsheets, terms
 
 ZH = """# 梯度下降
@@ -40,6 +40,13 @@ The learning rate decides how far each step goes: too large diverges, too small 
 
 1. Why can the learning rate not be too large? Explain with a quadratic function.
 """
+# Four pairs for the training loop's tests, each a term and its Chinese definition.
+TERMS = [
+    Pair("saddle point", "鞍点是梯度为零但既不是极大也不是极小的点。", "term", "a"),
+    Pair("learning rate", "学习率决定参数每一步更新的幅度。", "term", "b"),
+    Pair("dropout", "暂退法在训练时随机丢弃一部分神经元。", "term", "c"),
+    Pair("batch normalization", "批量规范化对每层的输入做标准化。", "term", "d"),
+]
 
 
 def test_aligned_pages_give_heading_and_paragraph_pairs() -> None:
@@ -73,9 +80,7 @@ def test_hard_negatives_are_other_sections_of_the_same_page() -> None:
     import random
 
     pairs = [Pair(f"q{i}", f"{page}-section{i}", "heading", f"g{i}", page) for i, page in enumerate("aaabbc")]
-    pages: dict[str, dict[str, str]] = {}
-    for p in pairs:
-        pages.setdefault(p.page, {})[p.passage] = p.group
+    pages = pages_of(pairs)
     batch = [pairs[0], pairs[3], pairs[5]]  # a-section0, b-section3, c-section5 (c has no other section)
     extra = sibling_passages(batch, pages, 1, random.Random(0))
     assert len(extra) == 2 and extra[0] in ("a-section1", "a-section2") and extra[1] == "b-section4"
@@ -88,14 +93,8 @@ def test_two_steps_lower_the_loss_and_write_an_adapter(tmp_path: Path) -> None:
     from ingest.convert import ensure_model
     from train.fit import train
 
-    pairs = [
-        Pair("saddle point", "鞍点是梯度为零但既不是极大也不是极小的点。", "term", "a"),
-        Pair("learning rate", "学习率决定参数每一步更新的幅度。", "term", "b"),
-        Pair("dropout", "暂退法在训练时随机丢弃一部分神经元。", "term", "c"),
-        Pair("batch normalization", "批量规范化对每层的输入做标准化。", "term", "d"),
-    ]
     settings = Settings(epochs=2, batch=4, lr=1e-4, warmup=0.0, rank=4)
-    trained = train(ensure_model(MODELS), pairs, settings, log=lambda _: None)
+    trained = train(ensure_model(MODELS), TERMS, settings, log=lambda _: None)
     assert len(trained.losses) == 2 and trained.losses[1] < trained.losses[0]
     made = adapter(trained.before, trained.after, settings, {"pairs": 4})
     made.save(tmp_path / "adapter.npz")
@@ -109,12 +108,7 @@ def test_lora_changes_each_matrix_at_its_rank_and_nothing_else() -> None:
     from ingest.convert import ensure_model
     from train.fit import train
 
-    pairs = [
-        Pair("saddle point", "鞍点是梯度为零但既不是极大也不是极小的点。", "term", "a"),
-        Pair("learning rate", "学习率决定参数每一步更新的幅度。", "term", "b"),
-        Pair("dropout", "暂退法在训练时随机丢弃一部分神经元。", "term", "c"),
-    ]
-    trained = train(ensure_model(MODELS), pairs, Settings(epochs=2, batch=3, lr=1e-3, warmup=0.0, lora=2), log=lambda _: None)
+    trained = train(ensure_model(MODELS), TERMS[:3], Settings(epochs=2, batch=3, lr=1e-3, warmup=0.0, lora=2), log=lambda _: None)
     changed = {name for name in trained.before if not np.array_equal(trained.before[name], trained.after[name])}
     # Six linear layers in each of the 12 layers; their biases and the LayerNorms stay as bundled.
     assert len(changed) == 72 and {name.split(".", 1)[1] for name in changed} == {f"{m}.w" for m in ("q", "k", "v", "ao", "fi", "fo")}

@@ -48,6 +48,15 @@ class Settings:
     lora: int = 0
 
 
+def pages_of(pairs: list[Pair]) -> dict[str, dict[str, str]]:
+    """Each page's passages, with the group of each: where hard negatives are drawn from."""
+    pages: dict[str, dict[str, str]] = {}
+    for p in pairs:
+        if p.page:
+            pages.setdefault(p.page, {})[p.passage] = p.group
+    return pages
+
+
 def sibling_passages(batch: list[Pair], pages: dict[str, dict[str, str]], count: int, rng: random.Random) -> list[str]:
     """Up to `count` passages per pair from other sections of its page, none already in the batch."""
     taken = {p.passage for p in batch}
@@ -103,6 +112,7 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
     encoder = model[0].auto_model
     encoder.embeddings.word_embeddings.weight.requires_grad = False
     before = {ours(name): t.detach().float().numpy().copy() for name, t in encoder.state_dict().items() if name in ENCODER}
+    lora = None
     if settings.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -122,10 +132,11 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
     if guide is not None:
         guide.max_seq_length = settings.max_tokens
         guide.eval()
-    pages: dict[str, dict[str, str]] = {}
-    for p in pairs:
-        if p.page:
-            pages.setdefault(p.page, {})[p.passage] = p.group
+    pages = pages_of(pairs) if settings.siblings else {}
+
+    def embed(m: SentenceTransformer, features: dict) -> torch.Tensor:
+        return torch.nn.functional.normalize(m(features)["sentence_embedding"].float(), dim=-1)
+
     model.train()
     losses: list[float] = []
     started = time.perf_counter()
@@ -134,14 +145,12 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
         extra = sibling_passages(batch, pages, settings.siblings, rng) if settings.siblings else []
         d = tokenize([PROMPTS["passage"] + text for text in [p.passage for p in batch] + extra])
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            qv = torch.nn.functional.normalize(model(q)["sentence_embedding"].float(), dim=-1)
-            dv = torch.nn.functional.normalize(model(d)["sentence_embedding"].float(), dim=-1)
+            qv, dv = embed(model, q), embed(model, d)
         logits = settings.scale * qv @ dv.T
         if guide is not None:
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                gq = torch.nn.functional.normalize(guide(q)["sentence_embedding"].float(), dim=-1)
-                gd = torch.nn.functional.normalize(guide(d)["sentence_embedding"].float(), dim=-1)
-            sims = gq @ gd.T
+                gq, gd = embed(guide, q), embed(guide, d)
+            sims = gq @ gd.T  # in fp32: bf16 would round a false negative level with the positive
             false = sims > sims.diagonal()[:, None]  # the positives are the first len(batch) columns
             logits = logits.masked_fill(false, float("-inf"))
         loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
@@ -152,7 +161,7 @@ def train(folder: Path, pairs: list[Pair], settings: Settings, log: Callable[[st
         optimizer.zero_grad()
         if step % 20 == 0 or step == len(plan) - 1:
             log(f"step {step + 1}/{len(plan)} loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)")
-    if settings.lora:
+    if lora is not None:
         encoder = lora.merge_and_unload()
     state = encoder.state_dict()
     return Trained(before, {ours(name): state[name].detach().float().numpy() for name in ENCODER}, losses)
